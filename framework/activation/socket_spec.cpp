@@ -1,0 +1,15 @@
+#include <svckit/socket_spec.hpp>
+
+namespace svckit {
+
+std::string_view toString(SocketType type) noexcept {
+    switch (type) {
+    case SocketType::Stream:
+        return "stream";
+    case SocketType::SeqPacket:
+        return "seqpacket";
+    }
+    return "unknown";
+}
+
+} // namespace svckit

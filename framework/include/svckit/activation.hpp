@@ -1,0 +1,89 @@
+// svckit/activation.hpp — acquiring a service's sockets: from systemd's socket activation, or by binding them.
+//
+// Activation::fromEnvironment() reads LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PIDFDID once (and
+// unsets them, like sd_listen_fds(1)), classifies each passed fd (family, type, listening or connected, bound
+// address) and hands them out by name. bindSocket() creates a socket from a SocketSpec when the service was not
+// activated, applying the spec's options before listen() as systemd >= 258 would.
+#pragma once
+
+#include <svckit/error.hpp>
+#include <svckit/socket_spec.hpp>
+#include <svckit/unique_fd.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace svckit {
+
+// What a descriptor is, read from the kernel (fstat, SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN, getsockname).
+struct SocketInfo {
+    bool isSocket = false;
+    int family = 0;        // AF_UNIX, AF_INET, ... (0 when not a socket)
+    int type = 0;          // SOCK_STREAM, SOCK_SEQPACKET, ...
+    bool listening = false; // SO_ACCEPTCONN
+    std::string address;   // AF_UNIX: "/path", "@abstract", or "" when unnamed
+};
+
+[[nodiscard]] Result<SocketInfo> inspectSocket(int fd);
+
+struct ActivatedFd {
+    UniqueFd fd;
+    std::string name; // from LISTEN_FDNAMES; "unknown" when systemd gave none
+    SocketInfo info;
+};
+
+// The LISTEN_* values as found in the environment (nullopt = unset).
+struct ListenEnvironment {
+    std::optional<std::string> pid;     // LISTEN_PID
+    std::optional<std::string> fds;     // LISTEN_FDS
+    std::optional<std::string> fdNames; // LISTEN_FDNAMES
+    std::optional<std::string> pidfdId; // LISTEN_PIDFDID (systemd >= 259)
+
+    // Reads the variables; with unset = true, removes them from the environment afterwards.
+    static ListenEnvironment read(bool unset);
+};
+
+class Activation {
+public:
+    // Reads the environment once and unsets LISTEN_*. A process that was not activated (or whose LISTEN_PID or
+    // LISTEN_PIDFDID names another process) gets an empty Activation, not an error; malformed values are errors.
+    static Result<Activation> fromEnvironment();
+
+    // The same from given values, for a process `self` whose own pidfd id is `selfPidfdId` (nullopt when the
+    // kernel cannot tell). Takes ownership of fds 3 .. 3+LISTEN_FDS-1 only when they are meant for `self`.
+    static Result<Activation> fromValues(const ListenEnvironment& env, pid_t self, std::optional<uint64_t> selfPidfdId);
+
+    // This process's own pidfd id (the inode number of a pidfd on pidfs), as systemd puts in LISTEN_PIDFDID.
+    static std::optional<uint64_t> ownPidfdId();
+
+    Activation() = default;
+    Activation(Activation&&) noexcept = default;
+    Activation& operator=(Activation&&) noexcept = default;
+
+    [[nodiscard]] bool activated() const noexcept { return activated_; }
+    // Why the passed fds were ignored ("LISTEN_PID=123 is not this process" ...), empty otherwise.
+    [[nodiscard]] const std::string& ignoredReason() const noexcept { return ignoredReason_; }
+
+    [[nodiscard]] std::span<ActivatedFd> fds() noexcept { return fds_; }
+    [[nodiscard]] std::span<const ActivatedFd> fds() const noexcept { return fds_; }
+    // The first fd with that name still held, or nullptr.
+    [[nodiscard]] ActivatedFd* find(std::string_view name) noexcept;
+    // Removes every fd with that name from the set and returns them.
+    [[nodiscard]] std::vector<ActivatedFd> take(std::string_view name);
+
+private:
+    bool activated_ = false;
+    std::string ignoredReason_;
+    std::vector<ActivatedFd> fds_;
+};
+
+// Creates, binds and (for listening specs) listens on the spec's socket: SOCK_CLOEXEC|SOCK_NONBLOCK, a stale
+// socket file at the path is replaced, SocketMode= applied, and the spec's options set before listen().
+[[nodiscard]] Result<UniqueFd> bindSocket(const SocketSpec& spec);
+
+} // namespace svckit
