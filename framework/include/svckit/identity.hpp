@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -47,6 +48,10 @@ struct ProcessFacts {
     std::string exe;                 // resolved /proc/PID/exe; "" when unreadable (e.g. kernel thread, no permission)
     std::string comm;                // /proc/PID/comm
 };
+
+// The systemd unit a cgroup v2 path belongs to, as sd_cgroup_path_get_unit() sees it: the first path component
+// below the slices that names a .service or .scope ("/system.slice/foo.service/x" -> "foo.service"); "" when none.
+[[nodiscard]] std::string unitOfCgroup(std::string_view cgroupPath);
 
 // The pid a pidfd refers to. ESRCH when the process has exited (it may still be a zombie: see isAlive).
 [[nodiscard]] Result<pid_t> pidOfPidfd(int pidfd);
