@@ -39,11 +39,18 @@ void logMessage(LogLevel level, std::string_view message) noexcept {
     try {
         std::string line;
         line.reserve(message.size() + 5);
-        line += '<';
-        line += static_cast<char>('0' + static_cast<int>(level));
-        line += '>';
-        line += message;
-        line += '\n';
+        // Every line gets the prefix, so that the journal gives each line of a multi-line message its priority.
+        size_t start = 0;
+        do {
+            size_t end = message.find('\n', start);
+            std::string_view part = message.substr(start, end == std::string_view::npos ? end : end - start);
+            line += '<';
+            line += static_cast<char>('0' + static_cast<int>(level));
+            line += '>';
+            line += part;
+            line += '\n';
+            start = end == std::string_view::npos ? end : end + 1;
+        } while (start != std::string_view::npos && start < message.size());
         const char* p = line.data();
         size_t left = line.size();
         while (left > 0) {

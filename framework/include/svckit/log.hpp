@@ -14,7 +14,7 @@ enum class LogLevel { Emerg = 0, Alert, Crit, Err, Warning, Notice, Info, Debug 
 
 [[nodiscard]] bool logEnabled(LogLevel level) noexcept;
 void setLogLevel(LogLevel level) noexcept;
-// Writes "<N>message\n" to stderr in a single write.
+// Writes "<N>line\n" for each line of the message to stderr, in a single write.
 void logMessage(LogLevel level, std::string_view message) noexcept;
 
 template <typename... Args>

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The identity example under `svckit activate`, without systemd: the same scenarios as the end-to-end test under
+# a real systemd (tests/e2e/systemd_activation.sh), with the repository's own unit files.
+#   activate_identity.sh SVCKIT EXAMPLE CLIENT UNITS_DIR
+set -u
+svckit=$1 example=$2 client=$3 units=$4
+check_name=activate_identity
+. "$(dirname "$0")/../lib/check.sh"
+
+if ! [ -w /run ]; then
+    echo "SKIP: needs a writable /run (the units' socket paths); run as root or in the dev root"
+    exit 77
+fi
+
+stream=/run/svckit-example-identity.sock
+seqpacket=/run/svckit-example-identity.seqpacket
+accept=/run/svckit-example-identity-accept.sock
+options='{"SO_PASSCRED":1,"SO_PASSPIDFD":1,"SO_PASSRIGHTS":0}'
+log=$(mktemp)
+trap 'kill $(jobs -p) 2>/dev/null; rm -f "$log"' EXIT
+
+start() { # start LOG ENV... -- ARGS: runs svckit activate in the background
+    "$@" >"$log" 2>&1 &
+    pid=$!
+}
+
+# --- Accept=no, two sockets, strict verification passes
+start env "$svckit" activate --socket "$units/svckit-example-identity.socket" \
+    --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example"
+wait_for 10 test -S "$seqpacket" || flunk "sockets appear" "$(cat "$log")"
+out=$("$client" --verify-self "$stream" 2>&1)
+contains "stream: the service reports this client's pid, uid, gid and cgroup" "$out" "verify-self: ok"
+contains "stream: the listening fd has SO_PASSCRED=1 SO_PASSPIDFD=1 SO_PASSRIGHTS=0" "$out" "\"listener\":$options"
+contains "stream: the accepted fd has the same options" "$out" "\"connection\":$options"
+contains "stream: the identity came from SO_PEERPIDFD" "$out" '"via":"SO_PEERPIDFD"'
+out=$("$client" --seqpacket --count 3 --verify-self "$seqpacket" 2>&1)
+equals "seqpacket: each of 3 messages names this client" "$(grep -c 'verify-self: ok' <<<"$out")" 3
+contains "seqpacket: the identity came from SCM_PIDFD" "$out" '"via":"SCM_PIDFD"'
+contains "seqpacket: listener and accepted fd options" "$out" "\"listener\":$options,\"connection\":$options"
+out=$("$client" --send-fd "$stream" 2>&1)
+contains "a client's sendmsg with SCM_RIGHTS gets EPERM" "$out" "send-fd: EPERM"
+contains "the service is still serving after the refused fd" "$out" '"via":"SO_PEERPIDFD"'
+out=$("$client" --seqpacket --send-fd "$seqpacket" 2>&1)
+contains "seqpacket: sendmsg with SCM_RIGHTS gets EPERM" "$out" "send-fd: EPERM"
+kill -TERM $pid
+wait $pid
+equals "SIGTERM stops the service with status 0" "$?" 0
+
+# --- Accept=yes: one instance per connection
+start "$svckit" activate --socket "$units/svckit-example-identity-accept.socket" -- "$example"
+wait_for 10 test -S "$accept" || flunk "accept socket appears" "$(cat "$log")"
+out1=$("$client" --verify-self "$accept" 2>&1)
+out2=$("$client" --verify-self "$accept" 2>&1)
+contains "Accept=yes: first connection names this client" "$out1" "verify-self: ok"
+contains "Accept=yes: second connection names this client" "$out2" "verify-self: ok"
+contains "Accept=yes: the connected fd has the unit's options" "$out1" "\"connection\":$options"
+kill -TERM $pid
+wait $pid
+
+# --- a socket without the promised options: strict refuses, naming the unit lines; repair fixes and warns
+out=$(SVCKIT_ACTIVATE_SKIP_OPTIONS=1 timeout 20 "$svckit" activate --socket "$units/svckit-example-identity.socket" \
+    --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example" 2>&1)
+status=$?
+equals "strict: the service refuses to start (exit 1)" "$status" 1
+contains "strict: the error names PassPIDFD=yes" "$out" "PassPIDFD=yes"
+contains "strict: the error names PassCredentials=yes" "$out" "PassCredentials=yes"
+contains "strict: the error names AcceptFileDescriptors=no" "$out" "AcceptFileDescriptors=no"
+contains "strict: errors are logged at priority err" "$out" "<3>"
+
+start env SVCKIT_ACTIVATE_SKIP_OPTIONS=1 "$svckit" activate --socket "$units/svckit-example-identity.socket" \
+    --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example" --repair
+wait_for 10 grep -q 'Serving' "$log"
+out=$("$client" --verify-self "$stream" 2>&1)
+contains "repair: the service runs and sees the repaired options" "$out" "\"listener\":$options"
+contains "repair: it warned about the repair" "$(cat "$log")" "<4>"
+kill -TERM $pid
+wait $pid
+
+summary
