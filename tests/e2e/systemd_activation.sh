@@ -71,7 +71,10 @@ c sh -c 'mkdir -p /run/systemd/system/svckit-example-identity.socket.d &&
     systemctl daemon-reload && systemctl reset-failed'
 check "the sockets start without PassPIDFD" c systemctl start svckit-example-identity.socket svckit-example-identity-seqpacket.socket
 out=$(call --timeout 5 "$stream" 2>&1)
+rc=$?
 lacks "the caller gets no identity from a misconfigured service" "$out" '"via"'
+check "its connection is dropped (reset or no reply), not answered" \
+    bash -c '[ "$1" -ne 0 ] && grep -qE "Failed to read the reply|without a reply|No reply" <<<"$2"' _ "$rc" "$out"
 check "the service failed" wait_for 15 c systemctl is-failed --quiet svckit-example-identity.service
 journal=$(c journalctl -b --no-pager -o cat -u svckit-example-identity.service)
 contains "the journal names the missing line PassPIDFD=yes" "$journal" "add 'PassPIDFD=yes'"
