@@ -27,7 +27,8 @@ start() { # start LOG ENV... -- ARGS: runs svckit activate in the background
 # --- Accept=no, two sockets, strict verification passes
 start env "$svckit" activate --socket "$units/svckit-example-identity.socket" \
     --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example"
-wait_for 10 test -S "$seqpacket" || flunk "sockets appear" "$(cat "$log")"
+# The socket files appear before the options are set (as under systemd); the log line comes after.
+wait_for 10 grep -q 'listening on' "$log" || flunk "svckit activate listens" "$(cat "$log")"
 out=$("$client" --verify-self "$stream" 2>&1)
 contains "stream: the service reports this client's pid, uid, gid and cgroup" "$out" "verify-self: ok"
 contains "stream: the listening fd has SO_PASSCRED=1 SO_PASSPIDFD=1 SO_PASSRIGHTS=0" "$out" "\"listener\":$options"
@@ -48,7 +49,7 @@ equals "SIGTERM stops the service with status 0" "$?" 0
 
 # --- Accept=yes: one instance per connection
 start "$svckit" activate --socket "$units/svckit-example-identity-accept.socket" -- "$example"
-wait_for 10 test -S "$accept" || flunk "accept socket appears" "$(cat "$log")"
+wait_for 10 grep -q 'listening on' "$log" || flunk "svckit activate listens (Accept=yes)" "$(cat "$log")"
 out1=$("$client" --verify-self "$accept" 2>&1)
 out2=$("$client" --verify-self "$accept" 2>&1)
 contains "Accept=yes: first connection names this client" "$out1" "verify-self: ok"
