@@ -1,0 +1,116 @@
+// EventLoop: sd-event with owned sources; handlers never let an exception reach sd-event.
+#include <svckit/event_loop.hpp>
+#include <svckit/unique_fd.hpp>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <memory>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+svckit::EventLoop makeLoop() {
+    auto loop = svckit::EventLoop::create();
+    EXPECT_TRUE(loop.has_value()) << loop.error().message();
+    return std::move(*loop);
+}
+
+TEST(EventLoop, CallsTheIoHandlerWhenTheFdBecomesReadable) {
+    auto loop = makeLoop();
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    svckit::UniqueFd a(pair[0]), b(pair[1]);
+    uint32_t seen = 0;
+    auto io = loop.addIo(a.get(), EPOLLIN, [&](uint32_t revents) {
+        seen = revents;
+        loop.exit(7);
+    });
+    ASSERT_TRUE(io.has_value());
+    ASSERT_EQ(::write(b.get(), "x", 1), 1);
+    auto code = loop.run();
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 7);
+    EXPECT_TRUE(seen & EPOLLIN);
+}
+
+TEST(EventLoop, FiresAOneShotTimerAndRearmsIt) {
+    auto loop = makeLoop();
+    int fired = 0;
+    svckit::EventSource timer;
+    auto t = loop.addTimer(1ms, [&] {
+        if (++fired == 2)
+            loop.exit(0);
+        else
+            ASSERT_TRUE(timer.rearmTimer(1ms).has_value());
+    });
+    ASSERT_TRUE(t.has_value());
+    timer = std::move(*t);
+    ASSERT_TRUE(loop.run().has_value());
+    EXPECT_EQ(fired, 2);
+}
+
+TEST(EventLoop, DeliversSignalsThroughTheLoop) {
+    auto loop = makeLoop();
+    int signo = 0;
+    auto s = loop.addSignal(SIGUSR1, [&](const signalfd_siginfo& info) {
+        signo = static_cast<int>(info.ssi_signo);
+        loop.exit(0);
+    });
+    ASSERT_TRUE(s.has_value()) << s.error().message();
+    ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
+    ASSERT_TRUE(loop.run().has_value());
+    EXPECT_EQ(signo, SIGUSR1);
+}
+
+TEST(EventLoop, AnExceptionInAHandlerIsContainedAndTheLoopGoesOn) {
+    auto loop = makeLoop();
+    bool second = false;
+    auto a = loop.addTimer(0us, [] { throw std::runtime_error("handler bug"); });
+    auto b = loop.addTimer(2ms, [&] {
+        second = true;
+        loop.exit(0);
+    });
+    ASSERT_TRUE(a.has_value() && b.has_value());
+    auto code = loop.run();
+    ASSERT_TRUE(code.has_value());
+    EXPECT_TRUE(second);
+}
+
+TEST(EventLoop, DestroyingASourceRemovesItAndFreesItsHandler) {
+    auto loop = makeLoop();
+    auto token = std::make_shared<int>(0);
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    svckit::UniqueFd a(pair[0]), b(pair[1]);
+    bool called = false;
+    {
+        auto io = loop.addIo(a.get(), EPOLLIN, [token, &called](uint32_t) { called = true; });
+        ASSERT_TRUE(io.has_value());
+        EXPECT_EQ(token.use_count(), 2);
+    }
+    EXPECT_EQ(token.use_count(), 1);
+    ASSERT_EQ(::write(b.get(), "x", 1), 1);
+    auto stop = loop.addTimer(2ms, [&] { loop.exit(0); });
+    ASSERT_TRUE(loop.run().has_value());
+    EXPECT_FALSE(called);
+}
+
+TEST(EventLoop, PostSourcesRunAfterTheIterationsOtherHandlers) {
+    auto loop = makeLoop();
+    std::string order;
+    auto post = loop.addPost([&] {
+        order += "post;";
+        loop.exit(0);
+    });
+    auto t = loop.addTimer(0us, [&] { order += "timer;"; });
+    ASSERT_TRUE(post.has_value() && t.has_value());
+    ASSERT_TRUE(loop.run().has_value());
+    EXPECT_EQ(order, "timer;post;");
+}
+
+} // namespace
