@@ -4,6 +4,7 @@
 
 #include <systemd/sd-event.h>
 
+#include <algorithm>
 #include <csignal>
 #include <exception>
 #include <memory>
@@ -124,11 +125,13 @@ Result<EventSource> EventLoop::addIo(int fd, uint32_t events, IoHandler handler)
     return adopt(r, source, h, "I/O");
 }
 
-Result<EventSource> EventLoop::addTimer(std::chrono::microseconds after, TimerHandler handler) {
+Result<EventSource> EventLoop::addTimer(std::chrono::microseconds after, TimerHandler handler,
+                                       std::chrono::microseconds accuracy) {
     auto* h = new TimerHandler(std::move(handler));
     sd_event_source* source = nullptr;
-    int r = sd_event_add_time_relative(event_, &source, CLOCK_MONOTONIC, static_cast<uint64_t>(after.count()), 0,
-                                       onTimer, h);
+    // An accuracy of 0 would mean sd-event's default of 250 ms.
+    int r = sd_event_add_time_relative(event_, &source, CLOCK_MONOTONIC, static_cast<uint64_t>(after.count()),
+                                       static_cast<uint64_t>(std::max<int64_t>(accuracy.count(), 1)), onTimer, h);
     return adopt(r, source, h, "timer");
 }
 

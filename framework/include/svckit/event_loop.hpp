@@ -66,8 +66,10 @@ public:
     [[nodiscard]] sd_event* get() const noexcept { return event_; }
 
     [[nodiscard]] Result<EventSource> addIo(int fd, uint32_t events, IoHandler handler);
-    // A one-shot timer on CLOCK_MONOTONIC, `after` from now; rearm it with EventSource::rearmTimer.
-    [[nodiscard]] Result<EventSource> addTimer(std::chrono::microseconds after, TimerHandler handler);
+    // A one-shot timer on CLOCK_MONOTONIC, `after` from now; rearm it with EventSource::rearmTimer. The
+    // accuracy lets sd-event coalesce wake-ups (its own default is 250 ms; timeouts can afford more).
+    [[nodiscard]] Result<EventSource> addTimer(std::chrono::microseconds after, TimerHandler handler,
+                                               std::chrono::microseconds accuracy = std::chrono::milliseconds(1));
     // Blocks the signal for the process and handles it in the loop.
     [[nodiscard]] Result<EventSource> addSignal(int signal, SignalHandler handler);
     // Runs once per loop iteration before waiting, while enabled (for batched flushing).
