@@ -3,10 +3,10 @@
 //   svckit-example-identity-client [--seqpacket] [--send-fd] [--verify-self] [--count N] [--timeout S] PATH
 //
 // --send-fd attaches a file descriptor (SCM_RIGHTS) to the request: on a socket with AcceptFileDescriptors=no
-// the kernel refuses the send with EPERM, which is printed as "send-fd: EPERM" before the request is sent again
-// without it. --verify-self checks that the reply names this very process (pid, uid, gid, cgroup) and exits 1
-// otherwise. --count N sends N requests on one seqpacket connection. --timeout S (default 10) bounds the wait for
-// each reply.
+// the kernel refuses the send with EPERM, which is printed as "send-fd: EPERM" before the request is sent
+// again without it. --verify-self checks that the reply names this very process (pid, uid, gid, cgroup) and
+// exits 1 otherwise. --count N sends N requests on one seqpacket connection. --timeout S (default 10) bounds
+// the wait for each reply.
 #include <svckit/error.hpp>
 #include <svckit/unique_fd.hpp>
 
@@ -132,7 +132,8 @@ int verifySelf(const std::string& reply) {
     std::string problems;
     auto expect = [&](std::string_view what, std::optional<std::string> got, const std::string& want) {
         if (!got || *got != want)
-            problems += std::format(" {}: service saw '{}', client is '{}';", what, got.value_or("<none>"), want);
+            problems +=
+                std::format(" {}: service saw '{}', client is '{}';", what, got.value_or("<none>"), want);
     };
     expect("pid", field(reply, "pid"), std::to_string(::getpid()));
     expect("uid", field(reply, "uid"), std::to_string(::getuid()));

@@ -3,11 +3,13 @@
 // found applied on the listening and on the accepted socket.
 //
 // Sockets (see units/svckit-example-identity*.socket):
-//   identity            stream, Accept=no:  send any request; the reply is one JSON line, then the connection closes
-//   identity-seqpacket  seqpacket:          every message is answered with the identity of *that message's* sender
+//   identity            stream, Accept=no:  send any request; the reply is one JSON line, then the connection
+//   closes identity-seqpacket  seqpacket:          every message is answered with the identity of *that
+//   message's* sender
 //                                           (SCM_CREDENTIALS + SCM_PIDFD); the connection stays open
 //   identity-accept     stream, Accept=yes: one service instance per connection, answering like `identity`
-// Flags: --check (verify the activated sockets and exit), --repair (fix option mismatches instead of refusing).
+// Flags: --check (verify the activated sockets and exit), --repair (fix option mismatches instead of
+// refusing).
 #include <svckit/activation.hpp>
 #include <svckit/identity.hpp>
 #include <svckit/log.hpp>
@@ -84,8 +86,8 @@ std::string optionsJson(const Result<AppliedOptions>& o) {
     if (!o)
         return std::format("{{\"error\":{}}}", jsonString(o.error().message()));
     std::string rights = o->acceptFileDescriptors ? (*o->acceptFileDescriptors ? "1" : "0") : "null";
-    return std::format("{{\"SO_PASSCRED\":{},\"SO_PASSPIDFD\":{},\"SO_PASSRIGHTS\":{}}}", o->passCredentials ? 1 : 0,
-                       o->passPidfd ? 1 : 0, rights);
+    return std::format("{{\"SO_PASSCRED\":{},\"SO_PASSPIDFD\":{},\"SO_PASSRIGHTS\":{}}}",
+                       o->passCredentials ? 1 : 0, o->passPidfd ? 1 : 0, rights);
 }
 
 template <typename T>
@@ -103,17 +105,19 @@ std::string identityJson(const PeerIdentity& id, std::string_view via, const Soc
     if (!id.pidfd) {
         facts = "\"process\":{\"error\":\"no pidfd\"}";
     } else if (auto f = readProcessFacts(id.pidfd.get())) {
-        facts = std::format("\"process\":{{\"pid\":{},\"alive\":true,\"uid\":{},\"gid\":{},\"cgroup\":{},\"unit\":{},"
-                            "\"exe\":{},\"comm\":{}}}",
-                            f->pid, optionalJson(f->uid), optionalJson(f->gid), jsonString(f->cgroup),
-                            jsonString(f->unit), jsonString(f->exe), jsonString(f->comm));
+        facts = std::format(
+            "\"process\":{{\"pid\":{},\"alive\":true,\"uid\":{},\"gid\":{},\"cgroup\":{},\"unit\":{},"
+            "\"exe\":{},\"comm\":{}}}",
+            f->pid, optionalJson(f->uid), optionalJson(f->gid), jsonString(f->cgroup), jsonString(f->unit),
+            jsonString(f->exe), jsonString(f->comm));
     } else {
         facts = std::format("\"process\":{{\"alive\":false,\"error\":{}}}", jsonString(f.error().message()));
     }
-    return std::format("{{\"socket\":{},\"type\":\"{}\",\"via\":\"{}\",\"pid\":{},\"uid\":{},\"gid\":{},\"groups\":[{}],"
-                       "\"pidfd\":{},{},\"listener\":{},\"connection\":{},\"fds_refused\":{}}}\n",
-                       jsonString(spec.name), toString(spec.type), via, id.pid, id.uid, id.gid, groups,
-                       id.pidfd ? "true" : "false", facts, listenerOptions, connectionOptions, fdsRefused);
+    return std::format(
+        "{{\"socket\":{},\"type\":\"{}\",\"via\":\"{}\",\"pid\":{},\"uid\":{},\"gid\":{},\"groups\":[{}],"
+        "\"pidfd\":{},{},\"listener\":{},\"connection\":{},\"fds_refused\":{}}}\n",
+        jsonString(spec.name), toString(spec.type), via, id.pid, id.uid, id.gid, groups,
+        id.pidfd ? "true" : "false", facts, listenerOptions, connectionOptions, fdsRefused);
 }
 
 class IdentityService {
@@ -225,8 +229,11 @@ private:
     }
 
     void addConnection(UniqueFd fd, const SocketSpec& spec, std::string listenerOptions) {
-        Connection c{.fd = {}, .spec = &spec, .listenerOptions = std::move(listenerOptions),
-                     .connectionOptions = optionsJson(readAppliedOptions(fd.get())), .peer = {}};
+        Connection c{.fd = {},
+                     .spec = &spec,
+                     .listenerOptions = std::move(listenerOptions),
+                     .connectionOptions = optionsJson(readAppliedOptions(fd.get())),
+                     .peer = {}};
         if (spec.type == SocketType::Stream) {
             auto peer = identityOfPeer(fd.get());
             if (!peer) {

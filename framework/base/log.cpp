@@ -15,7 +15,8 @@ int levelFromEnvironment() noexcept {
         return static_cast<int>(LogLevel::Info);
     if (v[0] >= '0' && v[0] <= '7' && v[1] == '\0')
         return v[0] - '0';
-    static constexpr const char* names[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
+    static constexpr const char* names[] = {"emerg",   "alert",  "crit", "err",
+                                            "warning", "notice", "info", "debug"};
     for (int i = 0; i < 8; ++i)
         if (std::strcmp(v, names[i]) == 0)
             return i;
@@ -33,13 +34,16 @@ bool logEnabled(LogLevel level) noexcept {
     return static_cast<int>(level) <= threshold().load(std::memory_order_relaxed);
 }
 
-void setLogLevel(LogLevel level) noexcept { threshold().store(static_cast<int>(level), std::memory_order_relaxed); }
+void setLogLevel(LogLevel level) noexcept {
+    threshold().store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 void logMessage(LogLevel level, std::string_view message) noexcept {
     try {
         std::string line;
         line.reserve(message.size() + 5);
-        // Every line gets the prefix, so that the journal gives each line of a multi-line message its priority.
+        // Every line gets the prefix, so that the journal gives each line of a multi-line message its
+        // priority.
         size_t start = 0;
         do {
             size_t end = message.find('\n', start);

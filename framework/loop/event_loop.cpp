@@ -12,7 +12,8 @@
 namespace svckit {
 namespace {
 
-// The handler lives on the heap, owned by the source: sd-event's destroy callback frees it when the source goes.
+// The handler lives on the heap, owned by the source: sd-event's destroy callback frees it when the source
+// goes.
 template <typename Handler>
 void destroyHandler(void* userdata) noexcept {
     delete static_cast<Handler*>(userdata);
@@ -126,12 +127,13 @@ Result<EventSource> EventLoop::addIo(int fd, uint32_t events, IoHandler handler)
 }
 
 Result<EventSource> EventLoop::addTimer(std::chrono::microseconds after, TimerHandler handler,
-                                       std::chrono::microseconds accuracy) {
+                                        std::chrono::microseconds accuracy) {
     auto* h = new TimerHandler(std::move(handler));
     sd_event_source* source = nullptr;
     // An accuracy of 0 would mean sd-event's default of 250 ms.
-    int r = sd_event_add_time_relative(event_, &source, CLOCK_MONOTONIC, static_cast<uint64_t>(after.count()),
-                                       static_cast<uint64_t>(std::max<int64_t>(accuracy.count(), 1)), onTimer, h);
+    int r =
+        sd_event_add_time_relative(event_, &source, CLOCK_MONOTONIC, static_cast<uint64_t>(after.count()),
+                                   static_cast<uint64_t>(std::max<int64_t>(accuracy.count(), 1)), onTimer, h);
     return adopt(r, source, h, "timer");
 }
 
@@ -157,7 +159,9 @@ Result<int> EventLoop::run() {
     return r;
 }
 
-void EventLoop::exit(int code) noexcept { sd_event_exit(event_, code); }
+void EventLoop::exit(int code) noexcept {
+    sd_event_exit(event_, code);
+}
 
 std::chrono::microseconds EventLoop::now() const noexcept {
     uint64_t usec = 0;

@@ -7,7 +7,9 @@
 
 namespace {
 
-bool isOpen(int fd) { return ::fcntl(fd, F_GETFD) >= 0; }
+bool isOpen(int fd) {
+    return ::fcntl(fd, F_GETFD) >= 0;
+}
 
 int openDevNull() {
     int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);

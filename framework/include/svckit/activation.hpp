@@ -1,9 +1,10 @@
-// svckit/activation.hpp — acquiring a service's sockets: from systemd's socket activation, or by binding them.
+// svckit/activation.hpp — acquiring a service's sockets: from systemd's socket activation, or by binding
+// them.
 //
 // Activation::fromEnvironment() reads LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PIDFDID once (and
 // unsets them, like sd_listen_fds(1)), classifies each passed fd (family, type, listening or connected, bound
-// address) and hands them out by name. bindSocket() creates a socket from a SocketSpec when the service was not
-// activated, applying the spec's options before listen() as systemd >= 258 would.
+// address) and hands them out by name. bindSocket() creates a socket from a SocketSpec when the service was
+// not activated, applying the spec's options before listen() as systemd >= 258 would.
 #pragma once
 
 #include <svckit/error.hpp>
@@ -23,10 +24,10 @@ namespace svckit {
 // What a descriptor is, read from the kernel (fstat, SO_DOMAIN, SO_TYPE, SO_ACCEPTCONN, getsockname).
 struct SocketInfo {
     bool isSocket = false;
-    int family = 0;        // AF_UNIX, AF_INET, ... (0 when not a socket)
-    int type = 0;          // SOCK_STREAM, SOCK_SEQPACKET, ...
+    int family = 0;         // AF_UNIX, AF_INET, ... (0 when not a socket)
+    int type = 0;           // SOCK_STREAM, SOCK_SEQPACKET, ...
     bool listening = false; // SO_ACCEPTCONN
-    std::string address;   // AF_UNIX: "/path", "@abstract", or "" when unnamed
+    std::string address;    // AF_UNIX: "/path", "@abstract", or "" when unnamed
 };
 
 [[nodiscard]] Result<SocketInfo> inspectSocket(int fd);
@@ -50,13 +51,15 @@ struct ListenEnvironment {
 
 class Activation {
 public:
-    // Reads the environment once and unsets LISTEN_*. A process that was not activated (or whose LISTEN_PID or
-    // LISTEN_PIDFDID names another process) gets an empty Activation, not an error; malformed values are errors.
+    // Reads the environment once and unsets LISTEN_*. A process that was not activated (or whose LISTEN_PID
+    // or LISTEN_PIDFDID names another process) gets an empty Activation, not an error; malformed values are
+    // errors.
     static Result<Activation> fromEnvironment();
 
     // The same from given values, for a process `self` whose own pidfd id is `selfPidfdId` (nullopt when the
     // kernel cannot tell). Takes ownership of fds 3 .. 3+LISTEN_FDS-1 only when they are meant for `self`.
-    static Result<Activation> fromValues(const ListenEnvironment& env, pid_t self, std::optional<uint64_t> selfPidfdId);
+    static Result<Activation> fromValues(const ListenEnvironment& env, pid_t self,
+                                         std::optional<uint64_t> selfPidfdId);
 
     // This process's own pidfd id (the inode number of a pidfd on pidfs), as systemd puts in LISTEN_PIDFDID.
     static std::optional<uint64_t> ownPidfdId();

@@ -54,7 +54,8 @@ public:
     using SignalHandler = std::function<void(const signalfd_siginfo&)>;
     using DeferHandler = std::function<void()>;
 
-    // A new loop (sd_event_new). Watchdog pings are sent automatically when the service manager asks for them.
+    // A new loop (sd_event_new). Watchdog pings are sent automatically when the service manager asks for
+    // them.
     static Result<EventLoop> create();
 
     EventLoop(const EventLoop&) = delete;
@@ -68,8 +69,9 @@ public:
     [[nodiscard]] Result<EventSource> addIo(int fd, uint32_t events, IoHandler handler);
     // A one-shot timer on CLOCK_MONOTONIC, `after` from now; rearm it with EventSource::rearmTimer. The
     // accuracy lets sd-event coalesce wake-ups (its own default is 250 ms; timeouts can afford more).
-    [[nodiscard]] Result<EventSource> addTimer(std::chrono::microseconds after, TimerHandler handler,
-                                               std::chrono::microseconds accuracy = std::chrono::milliseconds(1));
+    [[nodiscard]] Result<EventSource>
+    addTimer(std::chrono::microseconds after, TimerHandler handler,
+             std::chrono::microseconds accuracy = std::chrono::milliseconds(1));
     // Blocks the signal for the process and handles it in the loop.
     [[nodiscard]] Result<EventSource> addSignal(int signal, SignalHandler handler);
     // Runs once per loop iteration before waiting, while enabled (for batched flushing).

@@ -1,9 +1,10 @@
-// svckit/identity.hpp — who is calling: the peer of a connection or the sender of one message, and facts about
-// that process read through its pidfd so that a recycled PID is never reported as the caller.
+// svckit/identity.hpp — who is calling: the peer of a connection or the sender of one message, and facts
+// about that process read through its pidfd so that a recycled PID is never reported as the caller.
 //
 // A PeerIdentity is taken once per connection (SO_PEERCRED, SO_PEERPIDFD, SO_PEERGROUPS, SO_PEERSEC) or per
-// message (SCM_CREDENTIALS, SCM_PIDFD). Process facts (readProcessFacts) are read by PID and then re-validated
-// against the pidfd: if the process has exited by then, the read is discarded and ESRCH returned.
+// message (SCM_CREDENTIALS, SCM_PIDFD). Process facts (readProcessFacts) are read by PID and then
+// re-validated against the pidfd: if the process has exited by then, the read is discarded and ESRCH
+// returned.
 #pragma once
 
 #include <svckit/error.hpp>
@@ -37,20 +38,21 @@ struct PeerIdentity {
 
 // Facts about a process, all read through (and checked against) its pidfd.
 struct ProcessFacts {
-    pid_t pid = 0;                   // the pid the pidfd refers to now
-    std::optional<uid_t> uid;        // real uid (PIDFD_GET_INFO, Linux >= 6.13, or /proc status)
-    std::optional<gid_t> gid;        // real gid
-    std::optional<uid_t> euid;       // effective uid
-    std::optional<gid_t> egid;       // effective gid
+    pid_t pid = 0;                    // the pid the pidfd refers to now
+    std::optional<uid_t> uid;         // real uid (PIDFD_GET_INFO, Linux >= 6.13, or /proc status)
+    std::optional<gid_t> gid;         // real gid
+    std::optional<uid_t> euid;        // effective uid
+    std::optional<gid_t> egid;        // effective gid
     std::optional<uint64_t> cgroupId; // PIDFD_GET_INFO_CGROUPID
-    std::string cgroup;              // cgroup v2 path, e.g. "/system.slice/foo.service"
-    std::string unit;                // the systemd unit of that cgroup ("foo.service", "session-2.scope"), or ""
-    std::string exe;                 // resolved /proc/PID/exe; "" when unreadable (e.g. kernel thread, no permission)
-    std::string comm;                // /proc/PID/comm
+    std::string cgroup;               // cgroup v2 path, e.g. "/system.slice/foo.service"
+    std::string unit; // the systemd unit of that cgroup ("foo.service", "session-2.scope"), or ""
+    std::string exe;  // resolved /proc/PID/exe; "" when unreadable (e.g. kernel thread, no permission)
+    std::string comm; // /proc/PID/comm
 };
 
-// The systemd unit a cgroup v2 path belongs to, as sd_cgroup_path_get_unit() sees it: the first path component
-// below the slices that names a .service or .scope ("/system.slice/foo.service/x" -> "foo.service"); "" when none.
+// The systemd unit a cgroup v2 path belongs to, as sd_cgroup_path_get_unit() sees it: the first path
+// component below the slices that names a .service or .scope ("/system.slice/foo.service/x" ->
+// "foo.service"); "" when none.
 [[nodiscard]] std::string unitOfCgroup(std::string_view cgroupPath);
 
 // The pid a pidfd refers to. ESRCH when the process has exited (it may still be a zombie: see isAlive).

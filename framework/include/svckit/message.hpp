@@ -18,14 +18,15 @@
 namespace svckit {
 
 struct ReceivedMessage {
-    size_t size = 0;                  // bytes received; 0 with eof = true when the peer closed
+    size_t size = 0; // bytes received; 0 with eof = true when the peer closed
     bool eof = false;
-    bool truncated = false;           // MSG_TRUNC: the datagram/packet was longer than the buffer
-    bool controlTruncated = false;    // MSG_CTRUNC: ancillary data was lost (fds beyond it were closed by the kernel)
+    bool truncated = false; // MSG_TRUNC: the datagram/packet was longer than the buffer
+    bool controlTruncated =
+        false; // MSG_CTRUNC: ancillary data was lost (fds beyond it were closed by the kernel)
     std::optional<struct ucred> credentials; // SCM_CREDENTIALS
-    UniqueFd pidfd;                   // SCM_PIDFD
-    std::vector<UniqueFd> fds;        // SCM_RIGHTS, only when accepted
-    size_t fdsClosed = 0;             // SCM_RIGHTS fds closed because they were not accepted
+    UniqueFd pidfd;                          // SCM_PIDFD
+    std::vector<UniqueFd> fds;               // SCM_RIGHTS, only when accepted
+    size_t fdsClosed = 0;                    // SCM_RIGHTS fds closed because they were not accepted
 };
 
 struct ReceiveOptions {
@@ -35,7 +36,8 @@ struct ReceiveOptions {
 };
 
 // EAGAIN is returned as an Error with code EAGAIN.
-[[nodiscard]] Result<ReceivedMessage> receiveMessage(int fd, std::span<std::byte> buffer, const ReceiveOptions& options,
+[[nodiscard]] Result<ReceivedMessage> receiveMessage(int fd, std::span<std::byte> buffer,
+                                                     const ReceiveOptions& options,
                                                      ConnectionCounters* counters = nullptr);
 
 } // namespace svckit

@@ -1,7 +1,7 @@
 // svckit/socket_options.hpp — checking that a socket really carries the options its SocketSpec promises.
 //
-// systemd >= 258 applies PassCredentials=, PassPIDFD= and AcceptFileDescriptors= after listen() and only logs a
-// failure, so a service checks its listening fds at start-up (verifySocket) and every accepted connection
+// systemd >= 258 applies PassCredentials=, PassPIDFD= and AcceptFileDescriptors= after listen() and only logs
+// a failure, so a service checks its listening fds at start-up (verifySocket) and every accepted connection
 // (checkAcceptedSocket): a client that connected in the gap carries the kernel defaults. Mismatches name the
 // .socket setting that fixes them.
 #pragma once
@@ -23,9 +23,10 @@ namespace svckit {
 
 // The options as the kernel reports them for one socket.
 struct AppliedOptions {
-    bool passCredentials = false;              // SO_PASSCRED
-    bool passPidfd = false;                    // SO_PASSPIDFD
-    std::optional<bool> acceptFileDescriptors; // SO_PASSRIGHTS; nullopt: the kernel has no SO_PASSRIGHTS (< 6.16)
+    bool passCredentials = false; // SO_PASSCRED
+    bool passPidfd = false;       // SO_PASSPIDFD
+    std::optional<bool>
+        acceptFileDescriptors; // SO_PASSRIGHTS; nullopt: the kernel has no SO_PASSRIGHTS (< 6.16)
 };
 
 [[nodiscard]] Result<AppliedOptions> readAppliedOptions(int fd);
@@ -68,7 +69,8 @@ struct VerifyReport {
                                             VerifyMode mode);
 
 enum class AcceptedPolicy {
-    Repair, // set the missing options on the accepted socket (the default: the gap is a race, not a misconfiguration)
+    Repair, // set the missing options on the accepted socket (the default: the gap is a race, not a
+            // misconfiguration)
     Refuse, // close connections that lack them
 };
 
@@ -87,6 +89,7 @@ struct ConnectionCounters {
 // accept4() with SOCK_CLOEXEC (and SOCK_NONBLOCK when nonblocking), then checkAcceptedSocket().
 // EAGAIN is returned as an Error with code EAGAIN.
 [[nodiscard]] Result<UniqueFd> acceptConnection(int listenFd, const SocketSpec& spec, AcceptedPolicy policy,
-                                                ConnectionCounters* counters = nullptr, bool nonblocking = true);
+                                                ConnectionCounters* counters = nullptr,
+                                                bool nonblocking = true);
 
 } // namespace svckit

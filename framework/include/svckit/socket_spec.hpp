@@ -28,9 +28,9 @@ struct SocketSpec {
     std::string name;    // FileDescriptorName=; how the service finds the activated fd
     std::string address; // a filesystem path ("/run/foo.sock") or an abstract name ("@foo")
     SocketType type = SocketType::Stream;
-    bool accept = false;                // Accept=: one service per connection
-    bool passCredentials = false;       // PassCredentials= (SO_PASSCRED): SCM_CREDENTIALS on each message
-    bool passPidfd = true;              // PassPIDFD= (SO_PASSPIDFD, systemd >= 258): SCM_PIDFD on each message
+    bool accept = false;          // Accept=: one service per connection
+    bool passCredentials = false; // PassCredentials= (SO_PASSCRED): SCM_CREDENTIALS on each message
+    bool passPidfd = true;        // PassPIDFD= (SO_PASSPIDFD, systemd >= 258): SCM_PIDFD on each message
     bool acceptFileDescriptors = false; // AcceptFileDescriptors= (SO_PASSRIGHTS, systemd >= 258)
     mode_t mode = 0666;                 // SocketMode=
     SocketLimits limits{};
