@@ -1,0 +1,222 @@
+// svckit/varlink_json.hpp — the JSON side of svckit's varlink engine: JsonView, a read-only view of a parsed
+// yyjson value (what a method handler gets as its parameters), JsonDocument, an owned parsed document, and
+// JsonWriter, the small appending writer replies are written with.
+//
+// The writer appends straight into a caller's (reused) std::string and places commas itself, so a handler
+// writes `w.field("text", s)` and never builds a DOM. Strings are escaped as RFC 8259 requires (a NUL becomes
+// \u0000, so it can never end a varlink frame early) and invalid UTF-8 is replaced by U+FFFD. A JsonView is
+// only valid as long as the document it points into: in a handler, until the handler returns.
+#pragma once
+
+#include <svckit/error.hpp>
+
+#include <yyjson.h>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace svckit::varlink {
+
+// A read-only view of one JSON value, or of nothing (a missing member): every accessor is safe on a missing
+// view.
+class JsonView {
+public:
+    constexpr JsonView() noexcept = default;
+    constexpr explicit JsonView(yyjson_val* value) noexcept : value_(value) {}
+
+    [[nodiscard]] bool exists() const noexcept { return value_ != nullptr; }
+    [[nodiscard]] bool isNull() const noexcept { return yyjson_is_null(value_); }
+    [[nodiscard]] bool isObject() const noexcept { return yyjson_is_obj(value_); }
+    [[nodiscard]] bool isArray() const noexcept { return yyjson_is_arr(value_); }
+    [[nodiscard]] bool isString() const noexcept { return yyjson_is_str(value_); }
+    [[nodiscard]] bool isBool() const noexcept { return yyjson_is_bool(value_); }
+    [[nodiscard]] bool isNumber() const noexcept { return yyjson_is_num(value_); }
+
+    // The value, when it has that type (a string may contain NUL bytes: use the view's size).
+    [[nodiscard]] std::optional<std::string_view> string() const noexcept {
+        if (!yyjson_is_str(value_))
+            return std::nullopt;
+        return std::string_view(yyjson_get_str(value_), yyjson_get_len(value_));
+    }
+    [[nodiscard]] std::optional<bool> boolean() const noexcept {
+        if (!yyjson_is_bool(value_))
+            return std::nullopt;
+        return yyjson_get_bool(value_);
+    }
+    // An integer that fits int64_t (no fraction, no exponent form that yyjson reads as a real).
+    [[nodiscard]] std::optional<int64_t> int64() const noexcept {
+        if (yyjson_is_sint(value_))
+            return yyjson_get_sint(value_);
+        if (yyjson_is_uint(value_) && yyjson_get_uint(value_) <= static_cast<uint64_t>(INT64_MAX))
+            return static_cast<int64_t>(yyjson_get_uint(value_));
+        return std::nullopt;
+    }
+    [[nodiscard]] std::optional<uint64_t> uint64() const noexcept {
+        if (yyjson_is_uint(value_))
+            return yyjson_get_uint(value_);
+        return std::nullopt;
+    }
+    // Any number, as a double.
+    [[nodiscard]] std::optional<double> number() const noexcept {
+        if (!yyjson_is_num(value_))
+            return std::nullopt;
+        return yyjson_get_num(value_);
+    }
+
+    // A member of an object (a missing view when this is not an object or has no such key).
+    [[nodiscard]] JsonView operator[](std::string_view key) const noexcept {
+        return JsonView(yyjson_obj_getn(value_, key.data(), key.size()));
+    }
+    // An element of an array (a missing view when out of range or not an array).
+    [[nodiscard]] JsonView at(size_t index) const noexcept { return JsonView(yyjson_arr_get(value_, index)); }
+    // Elements of an array or members of an object; 0 otherwise.
+    [[nodiscard]] size_t size() const noexcept {
+        return yyjson_is_arr(value_)   ? yyjson_arr_size(value_)
+               : yyjson_is_obj(value_) ? yyjson_obj_size(value_)
+                                       : 0;
+    }
+
+    // Calls fn(JsonView element) for each element of an array.
+    template <typename Fn>
+    void forEachElement(Fn&& fn) const {
+        yyjson_arr_iter iter = yyjson_arr_iter_with(yyjson_is_arr(value_) ? value_ : nullptr);
+        while (yyjson_val* element = yyjson_arr_iter_next(&iter))
+            fn(JsonView(element));
+    }
+    // Calls fn(std::string_view key, JsonView value) for each member of an object, in document order.
+    template <typename Fn>
+    void forEachMember(Fn&& fn) const {
+        yyjson_obj_iter iter = yyjson_obj_iter_with(yyjson_is_obj(value_) ? value_ : nullptr);
+        while (yyjson_val* key = yyjson_obj_iter_next(&iter))
+            fn(std::string_view(yyjson_get_str(key), yyjson_get_len(key)),
+               JsonView(yyjson_obj_iter_get_val(key)));
+    }
+
+    // The underlying yyjson value, for generated decoders.
+    [[nodiscard]] yyjson_val* raw() const noexcept { return value_; }
+
+private:
+    yyjson_val* value_ = nullptr;
+};
+
+// An owned, parsed JSON document (strict RFC 8259, UTF-8 validated). For clients, tools and tests; the server
+// parses with its own reused allocator instead.
+class JsonDocument {
+public:
+    [[nodiscard]] static Result<JsonDocument> parse(std::string_view text);
+
+    JsonDocument(const JsonDocument&) = delete;
+    JsonDocument& operator=(const JsonDocument&) = delete;
+    JsonDocument(JsonDocument&& other) noexcept : doc_(std::exchange(other.doc_, nullptr)) {}
+    JsonDocument& operator=(JsonDocument&& other) noexcept;
+    ~JsonDocument();
+
+    [[nodiscard]] JsonView root() const noexcept { return JsonView(yyjson_doc_get_root(doc_)); }
+
+private:
+    explicit JsonDocument(yyjson_doc* doc) noexcept : doc_(doc) {}
+    yyjson_doc* doc_ = nullptr;
+};
+
+// Appends JSON to a std::string. Commas are placed automatically: after a value or a closed container, the
+// next key or value is preceded by one. The writer does not check that keys and values alternate correctly.
+class JsonWriter {
+public:
+    explicit JsonWriter(std::string& out) noexcept : out_(out) {}
+
+    void beginObject() {
+        separate();
+        out_.push_back('{');
+        needComma_ = false;
+    }
+    void endObject() {
+        out_.push_back('}');
+        needComma_ = true;
+    }
+    void beginArray() {
+        separate();
+        out_.push_back('[');
+        needComma_ = false;
+    }
+    void endArray() {
+        out_.push_back(']');
+        needComma_ = true;
+    }
+    void key(std::string_view name) {
+        separate();
+        appendString(name);
+        out_.push_back(':');
+        needComma_ = false;
+    }
+
+    void value(std::string_view text) {
+        separate();
+        appendString(text);
+        needComma_ = true;
+    }
+    void value(const char* text) { value(std::string_view(text)); }
+    void value(const std::string& text) { value(std::string_view(text)); }
+    void value(bool flag) {
+        separate();
+        out_.append(flag ? "true" : "false");
+        needComma_ = true;
+    }
+    template <std::integral T>
+    requires(!std::same_as<T, bool> && !std::same_as<T, char>) void value(T number) {
+        if constexpr (std::is_signed_v<T>)
+            appendSigned(static_cast<int64_t>(number));
+        else
+            appendUnsigned(static_cast<uint64_t>(number));
+    }
+    template <std::floating_point T>
+    void value(T number) {
+        appendDouble(static_cast<double>(number));
+    }
+    // Copies a parsed value (with its whole subtree); a missing view is written as null.
+    void value(JsonView view);
+    void null() {
+        separate();
+        out_.append("null");
+        needComma_ = true;
+    }
+    // Appends already-serialized JSON as one value. The caller vouches that it is valid JSON without a NUL.
+    void rawValue(std::string_view json) {
+        separate();
+        out_.append(json);
+        needComma_ = true;
+    }
+    // Writes every member of an object view as members of the object being written.
+    void members(JsonView object);
+
+    // key(name) then value(v).
+    template <typename T>
+    void field(std::string_view name, T&& v) {
+        key(name);
+        value(std::forward<T>(v));
+    }
+
+    // Positions the writer just inside an object the caller opened itself (no comma before the first member).
+    void resetInsideContainer() noexcept { needComma_ = false; }
+    [[nodiscard]] std::string& buffer() noexcept { return out_; }
+
+private:
+    void separate() {
+        if (needComma_)
+            out_.push_back(',');
+    }
+    void appendString(std::string_view text);
+    void appendSigned(int64_t number);
+    void appendUnsigned(uint64_t number);
+    void appendDouble(double number);
+
+    std::string& out_;
+    bool needComma_ = false;
+};
+
+} // namespace svckit::varlink

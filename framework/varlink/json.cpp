@@ -1,0 +1,185 @@
+#include <svckit/varlink_json.hpp>
+
+#include <charconv>
+#include <cmath>
+
+namespace svckit::varlink {
+namespace {
+
+constexpr char hexDigits[] = "0123456789abcdef";
+
+// The length of the valid UTF-8 sequence starting at text[i] (1-4), or 0 when it is invalid (overlong forms,
+// surrogates and code points above U+10FFFF are invalid, as RFC 3629 says).
+size_t utf8SequenceLength(std::string_view text, size_t i) noexcept {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+    unsigned char c = byte(i);
+    size_t left = text.size() - i;
+    auto continuation = [&](size_t k) { return (byte(k) & 0xC0) == 0x80; };
+    if (c >= 0xC2 && c <= 0xDF)
+        return left >= 2 && continuation(i + 1) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || !continuation(i + 1) || !continuation(i + 2))
+            return 0;
+        unsigned char c1 = byte(i + 1);
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || !continuation(i + 1) || !continuation(i + 2) || !continuation(i + 3))
+            return 0;
+        unsigned char c1 = byte(i + 1);
+        if ((c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+} // namespace
+
+Result<JsonDocument> JsonDocument::parse(std::string_view text) {
+    yyjson_read_err error{};
+    yyjson_doc* doc = yyjson_read_opts(const_cast<char*>(text.data()), text.size(), 0, nullptr, &error);
+    if (!doc)
+        return fail(EBADMSG, "Failed to parse JSON at byte {}: {}", error.pos,
+                    error.msg ? error.msg : "error");
+    return JsonDocument(doc);
+}
+
+JsonDocument& JsonDocument::operator=(JsonDocument&& other) noexcept {
+    if (this != &other) {
+        yyjson_doc_free(doc_);
+        doc_ = std::exchange(other.doc_, nullptr);
+    }
+    return *this;
+}
+
+JsonDocument::~JsonDocument() {
+    yyjson_doc_free(doc_);
+}
+
+void JsonWriter::appendString(std::string_view text) {
+    out_.push_back('"');
+    size_t i = 0;
+    size_t runStart = 0;
+    while (i < text.size()) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            ++i;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t length = utf8SequenceLength(text, i);
+            if (length != 0) {
+                i += length;
+                continue;
+            }
+        }
+        out_.append(text.substr(runStart, i - runStart));
+        switch (c) {
+        case '"':
+            out_.append("\\\"");
+            break;
+        case '\\':
+            out_.append("\\\\");
+            break;
+        case '\b':
+            out_.append("\\b");
+            break;
+        case '\f':
+            out_.append("\\f");
+            break;
+        case '\n':
+            out_.append("\\n");
+            break;
+        case '\r':
+            out_.append("\\r");
+            break;
+        case '\t':
+            out_.append("\\t");
+            break;
+        default:
+            if (c < 0x20) {
+                const char escape[] = {'\\', 'u', '0', '0', hexDigits[c >> 4], hexDigits[c & 0xF]};
+                out_.append(escape, sizeof(escape));
+            } else {
+                out_.append("\xEF\xBF\xBD"); // U+FFFD for a byte that starts no valid UTF-8 sequence
+            }
+        }
+        ++i;
+        runStart = i;
+    }
+    out_.append(text.substr(runStart));
+    out_.push_back('"');
+}
+
+void JsonWriter::appendSigned(int64_t number) {
+    separate();
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof(digits), number).ptr;
+    out_.append(digits, end);
+    needComma_ = true;
+}
+
+void JsonWriter::appendUnsigned(uint64_t number) {
+    separate();
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof(digits), number).ptr;
+    out_.append(digits, end);
+    needComma_ = true;
+}
+
+void JsonWriter::appendDouble(double number) {
+    if (!std::isfinite(number)) {
+        null(); // JSON has no NaN or infinity
+        return;
+    }
+    separate();
+    char digits[32];
+    auto end = std::to_chars(digits, digits + sizeof(digits), number).ptr;
+    out_.append(digits, end);
+    needComma_ = true;
+}
+
+void JsonWriter::value(JsonView view) {
+    yyjson_val* v = view.raw();
+    switch (yyjson_get_type(v)) {
+    case YYJSON_TYPE_BOOL:
+        value(yyjson_get_bool(v));
+        return;
+    case YYJSON_TYPE_NUM:
+        if (yyjson_is_uint(v))
+            appendUnsigned(yyjson_get_uint(v));
+        else if (yyjson_is_sint(v))
+            appendSigned(yyjson_get_sint(v));
+        else
+            appendDouble(yyjson_get_real(v));
+        return;
+    case YYJSON_TYPE_STR:
+        value(std::string_view(yyjson_get_str(v), yyjson_get_len(v)));
+        return;
+    case YYJSON_TYPE_ARR:
+        beginArray();
+        view.forEachElement([&](JsonView element) { value(element); });
+        endArray();
+        return;
+    case YYJSON_TYPE_OBJ:
+        beginObject();
+        members(view);
+        endObject();
+        return;
+    default:
+        null();
+        return;
+    }
+}
+
+void JsonWriter::members(JsonView object) {
+    object.forEachMember([&](std::string_view name, JsonView member) {
+        key(name);
+        value(member);
+    });
+}
+
+} // namespace svckit::varlink

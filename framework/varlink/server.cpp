@@ -1,0 +1,852 @@
+#include <svckit/varlink.hpp>
+
+#include <svckit/log.hpp>
+#include <svckit/message.hpp>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <system_error>
+#include <unordered_map>
+
+namespace svckit::varlink {
+namespace {
+
+constexpr size_t readChunk = 64 * 1024;
+// Reads per wake-up before other connections get their turn (level-triggered: the rest is read next time).
+constexpr int readsPerWakeup = 16;
+constexpr int acceptsPerWakeup = 64;
+
+constexpr std::string_view serviceInterfaceName = "org.varlink.service";
+constexpr std::string_view serviceInterfaceDescription =
+    R"(# The Varlink Service Interface is provided by every varlink service. It
+# describes the service and the interfaces it implements.
+interface org.varlink.service
+
+# Get a list of all the interfaces a service provides and information
+# about the implementation.
+method GetInfo() -> (
+  vendor: string,
+  product: string,
+  version: string,
+  url: string,
+  interfaces: []string
+)
+
+# Get the description of an interface that is implemented by this service.
+method GetInterfaceDescription(interface: string) -> (description: string)
+
+# The requested interface was not found.
+error InterfaceNotFound (interface: string)
+
+# The requested method was not found
+error MethodNotFound (method: string)
+
+# The interface defines the requested method, but the service does not
+# implement it.
+error MethodNotImplemented (method: string)
+
+# One of the passed parameters is invalid.
+error InvalidParameter (parameter: string)
+
+# Client is denied access
+error PermissionDenied ()
+
+# Method is expected to be called with 'more' set to true, but wasn't
+error ExpectedMore ()
+)";
+
+bool isValidInterfaceName(std::string_view name) {
+    // Reverse-domain: at least two dot-separated labels of [A-Za-z0-9-], the first starting with a letter.
+    if (name.empty() || name.size() > 255 || name.find('.') == std::string_view::npos)
+        return false;
+    bool labelStart = true;
+    for (char c : name) {
+        if (c == '.') {
+            if (labelStart)
+                return false;
+            labelStart = true;
+            continue;
+        }
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool ok = alpha || (c >= '0' && c <= '9') || c == '-';
+        if (!ok || (labelStart && c == '-'))
+            return false;
+        labelStart = false;
+    }
+    return !labelStart && ((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z'));
+}
+
+bool isValidMethodName(std::string_view name) {
+    if (name.empty() || name[0] < 'A' || name[0] > 'Z')
+        return false;
+    return std::ranges::all_of(name, [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    });
+}
+
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+struct InterfaceEntry {
+    std::string name;
+    std::string description;
+    StringMap<Method> methods;
+};
+
+// The errno a failed handler is reported with.
+int errnoOfException(std::exception_ptr exception) noexcept {
+    try {
+        std::rethrow_exception(exception);
+    } catch (const std::system_error& e) {
+        if (e.code().category() == std::generic_category() || e.code().category() == std::system_category())
+            return e.code().value() > 0 ? e.code().value() : EIO;
+    } catch (...) {
+    }
+    return EIO;
+}
+
+void writeSystemError(JsonWriter& w, int code) {
+    w.field("errno", code);
+    if (const char* name = ::strerrorname_np(code))
+        w.field("errnoName", name);
+}
+
+} // namespace
+
+namespace detail {
+
+// One client connection: its input buffer, its output buffer, and the queue that keeps replies in call order.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(ServerImpl& server, UniqueFd fd, bool acceptFds, PeerIdentity peer)
+        : server_(server), fd_(std::move(fd)), acceptFds_(acceptFds), peer_(std::move(peer)) {}
+
+    Result<void> start(EventLoop& loop);
+    void onIo(uint32_t revents);
+    // Flushes output, resumes input held back by the output limit, updates the epoll events.
+    void service();
+    void close();
+
+    Result<void> emit(uint64_t id, const CallFlags& flags, ReplyKind kind, std::string_view name,
+                      WriteFn write, void* context);
+    void pinSlot(uint64_t id);
+    void abandon(uint64_t id, const CallFlags& flags) noexcept;
+
+    [[nodiscard]] bool closed() const noexcept { return closed_; }
+    [[nodiscard]] uid_t uid() const noexcept { return peer_.uid; }
+    bool dirty = false;
+
+private:
+    struct Slot {
+        uint64_t id;
+        std::string buffered; // replies written before this call reached the head of the queue
+        bool finished = false;
+    };
+
+    void readInput();
+    void processInput();
+    void handleMessage(const char* data, size_t size);
+    void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
+    void flush();
+    void protocolError(std::string_view what);
+    void advanceQueue();
+    [[nodiscard]] size_t pendingOutput() const noexcept { return out_.size() - outBegin_ + slotBytes_; }
+    void markDirty();
+
+    ServerImpl& server_;
+    UniqueFd fd_;
+    bool acceptFds_;
+    PeerIdentity peer_;
+    EventSource io_;
+    uint32_t events_ = EPOLLIN;
+
+    std::vector<char> in_;
+    size_t inBegin_ = 0;   // start of the first unprocessed message
+    size_t inScanned_ = 0; // no NUL before this offset
+    size_t inEnd_ = 0;
+    bool eof_ = false;
+    bool heldBack_ = false; // input processing stopped at the output soft limit
+
+    std::string out_;
+    size_t outBegin_ = 0;
+    std::deque<Slot> slots_; // calls answered out of order wait here; empty in the common case
+    size_t slotBytes_ = 0;
+    std::vector<UniqueFd> fds_; // received, not yet given to a call
+    std::vector<UniqueFd> callFds_;
+    uint64_t nextId_ = 1;
+    bool closed_ = false;
+};
+
+} // namespace detail
+
+class ServerImpl {
+public:
+    ServerImpl(EventLoop& loop, ServerOptions options) : loop_(loop), options_(std::move(options)) {}
+    ~ServerImpl() {
+        // Connections first: their sources go before the loop-facing state they point into.
+        connections_.clear();
+        graveyard_.clear();
+        if (allocator_)
+            yyjson_alc_dyn_free(allocator_);
+    }
+
+    Result<void> init();
+    Result<void> addInterface(Interface interface);
+    Result<void> listen(UniqueFd fd, SocketSpec spec);
+    Result<void> addConnection(UniqueFd fd, const SocketSpec& spec);
+    void onAccept(size_t listenerIndex);
+    void onPost();
+    void closed(detail::Connection& connection);
+
+    [[nodiscard]] const InterfaceEntry* findInterface(std::string_view name) const {
+        auto it = interfaces_.find(name);
+        return it == interfaces_.end() ? nullptr : &it->second;
+    }
+    void getInfo(Call& call);
+    void getInterfaceDescription(Call& call);
+
+    EventLoop& loop_;
+    ServerOptions options_;
+    ServerCounters counters_;
+    yyjson_alc* allocator_ = nullptr;
+    StringMap<InterfaceEntry> interfaces_;
+    std::vector<std::string> interfaceOrder_;
+    struct Listener {
+        UniqueFd fd;
+        SocketSpec spec;
+        EventSource source;
+    };
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::unordered_map<detail::Connection*, std::shared_ptr<detail::Connection>> connections_;
+    std::unordered_map<uid_t, unsigned> perUid_;
+    std::vector<std::shared_ptr<detail::Connection>> dirty_;
+    std::vector<std::shared_ptr<detail::Connection>> graveyard_;
+    EventSource post_;
+};
+
+namespace detail {
+
+Result<void> Connection::start(EventLoop& loop) {
+    auto source = loop.addIo(fd_.get(), EPOLLIN, [this](uint32_t revents) { onIo(revents); });
+    if (!source)
+        return std::unexpected(source.error());
+    io_ = std::move(*source);
+    return {};
+}
+
+void Connection::onIo(uint32_t revents) {
+    if (closed_)
+        return;
+    if (revents & EPOLLOUT)
+        flush();
+    if (!closed_ && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        readInput();
+    // A full hang-up: nobody can read the replies any more (and epoll would report it forever).
+    if (!closed_ && eof_ && (revents & EPOLLHUP))
+        close();
+    if (!closed_)
+        service();
+}
+
+void Connection::readInput() {
+    for (int round = 0; round < readsPerWakeup && !closed_ && !eof_ && !heldBack_; ++round) {
+        if (in_.size() - inEnd_ < readChunk) {
+            if (inBegin_ > 0) {
+                std::memmove(in_.data(), in_.data() + inBegin_, inEnd_ - inBegin_);
+                inEnd_ -= inBegin_;
+                inScanned_ -= inBegin_;
+                inBegin_ = 0;
+            }
+            if (in_.size() - inEnd_ < readChunk)
+                in_.resize(inEnd_ + readChunk);
+        }
+        size_t space = in_.size() - inEnd_;
+        auto received =
+            receiveMessage(fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, space)),
+                           ReceiveOptions{.acceptFds = acceptFds_, .maxFds = 16, .nonblocking = true},
+                           &server_.counters_.sockets);
+        if (!received) {
+            if (received.error().code() == EAGAIN)
+                break;
+            logDebug("varlink: {}", received.error().message());
+            close();
+            return;
+        }
+        if (received->eof) {
+            eof_ = true;
+            break;
+        }
+        inEnd_ += received->size;
+        for (UniqueFd& fd : received->fds)
+            fds_.push_back(std::move(fd));
+        processInput();
+        // A short read drained the socket: skip the read that would only say EAGAIN.
+        if (received->size < space)
+            break;
+    }
+    if (!closed_ && eof_) {
+        // Replies to what was read are still sent (the peer may have only shut down its writing side).
+        flush();
+        if (!closed_ && pendingOutput() == 0 && slots_.empty())
+            close();
+    }
+}
+
+void Connection::processInput() {
+    while (!closed_ && inScanned_ < inEnd_) {
+        if (pendingOutput() > server_.options_.outputSoftLimit) {
+            heldBack_ = true;
+            return;
+        }
+        auto* end = static_cast<char*>(std::memchr(in_.data() + inScanned_, 0, inEnd_ - inScanned_));
+        if (!end) {
+            inScanned_ = inEnd_;
+            if (inEnd_ - inBegin_ > server_.options_.maxMessageSize)
+                protocolError("message over the size limit");
+            break;
+        }
+        size_t size = static_cast<size_t>(end - (in_.data() + inBegin_));
+        size_t next = static_cast<size_t>(end - in_.data()) + 1;
+        if (size > server_.options_.maxMessageSize) {
+            protocolError("message over the size limit");
+            return;
+        }
+        handleMessage(in_.data() + inBegin_, size);
+        inBegin_ = inScanned_ = next;
+    }
+    if (inBegin_ == inEnd_)
+        inBegin_ = inScanned_ = inEnd_ = 0;
+}
+
+void Connection::handleMessage(const char* data, size_t size) {
+    yyjson_read_err error{};
+    yyjson_doc* doc = yyjson_read_opts(const_cast<char*>(data), size, 0, server_.allocator_, &error);
+    if (!doc) {
+        protocolError(error.msg ? error.msg : "malformed JSON");
+        return;
+    }
+    struct DocGuard {
+        yyjson_doc* doc;
+        ~DocGuard() { yyjson_doc_free(doc); }
+    } guard{doc};
+
+    JsonView root(yyjson_doc_get_root(doc));
+    if (!root.isObject()) {
+        protocolError("message is not an object");
+        return;
+    }
+    auto method = root["method"].string();
+    if (!method) {
+        protocolError("message has no method string");
+        return;
+    }
+    JsonView parameters = root["parameters"];
+    if (parameters.exists() && !parameters.isNull() && !parameters.isObject()) {
+        protocolError("parameters is not an object");
+        return;
+    }
+    if (!parameters.isObject())
+        parameters = JsonView();
+    CallFlags flags;
+    bool bad = false;
+    auto flag = [&](std::string_view key, bool& out) {
+        JsonView v = root[key];
+        if (!v.exists() || v.isNull())
+            return;
+        if (auto b = v.boolean())
+            out = *b;
+        else
+            bad = true;
+    };
+    flag("oneway", flags.oneway);
+    flag("more", flags.more);
+    flag("upgrade", flags.upgrade);
+    if (bad || int(flags.oneway) + int(flags.more) + int(flags.upgrade) > 1) {
+        protocolError("invalid call flags");
+        return;
+    }
+    dispatch(*method, parameters, flags);
+}
+
+void Connection::dispatch(std::string_view method, JsonView parameters, CallFlags flags) {
+    ++server_.counters_.calls;
+    uint64_t id = nextId_++;
+    // Behind a call that is still unanswered, this one's replies wait in its own slot.
+    if (!slots_.empty() && !flags.oneway)
+        slots_.push_back(Slot{.id = id, .buffered = {}, .finished = false});
+
+    const Method* target = nullptr;
+    size_t dot = method.rfind('.');
+    if (dot != std::string_view::npos) {
+        if (const InterfaceEntry* interface = server_.findInterface(method.substr(0, dot))) {
+            auto it = interface->methods.find(method.substr(dot + 1));
+            if (it != interface->methods.end())
+                target = &it->second;
+        }
+    }
+
+    if (target && target->acceptsFds)
+        callFds_.swap(fds_);
+    if (!fds_.empty()) {
+        server_.counters_.sockets.unwantedFdsClosed += fds_.size();
+        fds_.clear();
+    }
+
+    Call call(this, id, method, parameters, flags, &peer_, callFds_);
+    if (!target) {
+        (void)call.error(errorMethodNotFound, [&](JsonWriter& w) { w.field("method", method); });
+    } else if (target->requiresMore && !flags.more) {
+        (void)call.error(errorExpectedMore);
+    } else {
+        std::exception_ptr failure;
+        try {
+            target->handler(call);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        if (!closed_ && (failure || (!call.answered() && !call.deferred_ && !flags.oneway))) {
+            ++server_.counters_.handlerFailures;
+            int code = failure ? errnoOfException(failure) : EIO;
+            logDebug("varlink: handler of {} {}", method, failure ? "threw" : "returned without replying");
+            if (!call.answered() && !call.deferred_)
+                (void)call.error(errorSystem, [&](JsonWriter& w) { writeSystemError(w, code); });
+        }
+    }
+    callFds_.clear();
+}
+
+Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kind, std::string_view name,
+                              WriteFn write, void* context) {
+    if (closed_)
+        return fail(ENOTCONN, "The connection has been closed");
+    if (flags.oneway)
+        return {}; // no reply is sent to a oneway call
+    Slot* slot = nullptr;
+    std::string* sink = &out_;
+    if (!slots_.empty()) {
+        auto it = std::ranges::find(slots_, id, &Slot::id);
+        if (it != slots_.end()) {
+            slot = &*it;
+            if (it != slots_.begin())
+                sink = &slot->buffered;
+        }
+    }
+    size_t before = sink->size();
+    JsonWriter w(*sink);
+    try {
+        if (kind == ReplyKind::Error) {
+            sink->append("{\"error\":");
+            w.value(name);
+            sink->append(",\"parameters\":{");
+        } else {
+            sink->append("{\"parameters\":{");
+        }
+        w.resetInsideContainer();
+        if (write)
+            write(context, w);
+        sink->append(kind == ReplyKind::Continues ? "},\"continues\":true}" : "}}");
+        sink->push_back('\0');
+    } catch (...) {
+        sink->resize(before); // a writer that threw leaves no half reply behind
+        throw;
+    }
+    if (sink != &out_)
+        slotBytes_ += sink->size() - before;
+    if (kind != ReplyKind::Continues && slot) {
+        slot->finished = true;
+        advanceQueue();
+    }
+    markDirty();
+    return {};
+}
+
+void Connection::advanceQueue() {
+    while (!slots_.empty() && slots_.front().finished) {
+        slots_.pop_front();
+        if (!slots_.empty()) {
+            Slot& head = slots_.front();
+            slotBytes_ -= head.buffered.size();
+            out_.append(head.buffered);
+            std::string().swap(head.buffered);
+        }
+    }
+}
+
+void Connection::pinSlot(uint64_t id) {
+    // Only a call dispatched with an empty queue has no slot yet, and then it is the head.
+    if (slots_.empty())
+        slots_.push_back(Slot{.id = id, .buffered = {}, .finished = false});
+}
+
+void Connection::abandon(uint64_t id, const CallFlags& flags) noexcept {
+    try {
+        auto write = [](JsonWriter& w) { writeSystemError(w, ECANCELED); };
+        (void)emit(id, flags, ReplyKind::Error, errorSystem, &invokeWriter<decltype(write)&>, &write);
+    } catch (...) {
+        close();
+    }
+}
+
+void Connection::markDirty() {
+    if (!dirty) {
+        dirty = true;
+        server_.dirty_.push_back(shared_from_this());
+    }
+}
+
+void Connection::flush() {
+    if (closed_ || outBegin_ == out_.size())
+        return;
+    ssize_t n;
+    do
+        n = ::send(fd_.get(), out_.data() + outBegin_, out_.size() - outBegin_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN)
+            return;
+        logDebug("varlink: failed to send: {}", std::strerror(errno));
+        close();
+        return;
+    }
+    outBegin_ += static_cast<size_t>(n);
+    if (outBegin_ == out_.size()) {
+        out_.clear(); // keeps its capacity: no allocation for the next replies
+        outBegin_ = 0;
+    } else if (outBegin_ > out_.size() / 2) {
+        out_.erase(0, outBegin_);
+        outBegin_ = 0;
+    }
+}
+
+void Connection::service() {
+    dirty = false;
+    for (int round = 0; round < 4 && !closed_; ++round) {
+        flush();
+        if (closed_ || !heldBack_ || pendingOutput() > server_.options_.outputSoftLimit)
+            break;
+        heldBack_ = false;
+        processInput();
+    }
+    if (closed_)
+        return;
+    if (pendingOutput() > server_.options_.outputHardLimit) {
+        ++server_.counters_.overflowCloses;
+        logDebug("varlink: closing a connection whose peer does not read its replies");
+        close();
+        return;
+    }
+    if (eof_ && outBegin_ == out_.size() && slots_.empty()) {
+        close();
+        return;
+    }
+    uint32_t events = 0;
+    if (!eof_ && !heldBack_)
+        events |= EPOLLIN;
+    if (outBegin_ != out_.size())
+        events |= EPOLLOUT;
+    if (events != events_) {
+        events_ = events;
+        // With no events at all the source is turned off rather than left waiting on nothing.
+        auto r = events ? io_.setIoEvents(events) : Result<void>{};
+        if (r)
+            r = io_.setEnabled(events != 0);
+        if (!r) {
+            logDebug("varlink: {}", r.error().message());
+            close();
+        }
+    }
+}
+
+void Connection::protocolError(std::string_view what) {
+    ++server_.counters_.protocolErrors;
+    logDebug("varlink: protocol error from pid {}: {}; closing the connection", peer_.pid, what);
+    close();
+}
+
+void Connection::close() {
+    if (closed_)
+        return;
+    closed_ = true;
+    // The source may be the one dispatching right now: turn it off, and free it later (in the post handler).
+    (void)io_.setEnabled(false);
+    fds_.clear();
+    slots_.clear();
+    fd_.reset();
+    server_.closed(*this);
+}
+
+} // namespace detail
+
+Result<void> Call::send(detail::ReplyKind kind, std::string_view name, detail::WriteFn write, void* context) {
+    if (deferred_)
+        return fail(EBUSY, "The call to {} was deferred", method_);
+    if (finished_)
+        return fail(EALREADY, "The call to {} has already been answered", method_);
+    if (kind == detail::ReplyKind::Continues && !flags_.more)
+        return fail(EBADRQC, "The call to {} was made without 'more'", method_);
+    auto r = connection_->emit(id_, flags_, kind, name, write, context);
+    if (kind != detail::ReplyKind::Continues)
+        finished_ = true;
+    return r;
+}
+
+DeferredCall Call::defer() {
+    if (finished_ || deferred_)
+        return DeferredCall();
+    deferred_ = true;
+    if (!flags_.oneway)
+        connection_->pinSlot(id_);
+    DeferredCall deferred(connection_->weak_from_this(), id_, flags_);
+    deferred.finished_ = false;
+    return deferred;
+}
+
+DeferredCall::DeferredCall(DeferredCall&& other) noexcept
+    : connection_(std::move(other.connection_)), id_(other.id_), flags_(other.flags_),
+      finished_(std::exchange(other.finished_, true)) {}
+
+DeferredCall& DeferredCall::operator=(DeferredCall&& other) noexcept {
+    if (this != &other) {
+        abandon();
+        connection_ = std::move(other.connection_);
+        id_ = other.id_;
+        flags_ = other.flags_;
+        finished_ = std::exchange(other.finished_, true);
+    }
+    return *this;
+}
+
+DeferredCall::~DeferredCall() {
+    abandon();
+}
+
+bool DeferredCall::connected() const noexcept {
+    auto connection = connection_.lock();
+    return connection && !connection->closed();
+}
+
+void DeferredCall::abandon() noexcept {
+    if (finished_)
+        return;
+    finished_ = true;
+    if (auto connection = connection_.lock())
+        connection->abandon(id_, flags_);
+}
+
+Result<void> DeferredCall::send(detail::ReplyKind kind, std::string_view name, detail::WriteFn write,
+                                void* context) {
+    if (finished_)
+        return fail(EALREADY, "The call has already been answered");
+    if (kind == detail::ReplyKind::Continues && !flags_.more)
+        return fail(EBADRQC, "The call was made without 'more'");
+    auto connection = connection_.lock();
+    if (kind != detail::ReplyKind::Continues)
+        finished_ = true;
+    if (!connection)
+        return fail(ENOTCONN, "The connection has been closed");
+    return connection->emit(id_, flags_, kind, name, write, context);
+}
+
+Result<void> ServerImpl::init() {
+    allocator_ = yyjson_alc_dyn_new();
+    if (!allocator_)
+        return fail(ENOMEM, "Failed to create the JSON allocator");
+    auto post = loop_.addPost([this] { onPost(); });
+    if (!post)
+        return std::unexpected(post.error());
+    post_ = std::move(*post);
+
+    Interface service{
+        .name = std::string(serviceInterfaceName),
+        .description = std::string(serviceInterfaceDescription),
+        .methods = {},
+    };
+    service.methods.push_back(Method{.name = "GetInfo", .handler = [this](Call& call) { getInfo(call); }});
+    service.methods.push_back(Method{.name = "GetInterfaceDescription",
+                                     .handler = [this](Call& call) { getInterfaceDescription(call); }});
+    return addInterface(std::move(service));
+}
+
+Result<void> ServerImpl::addInterface(Interface interface) {
+    if (!isValidInterfaceName(interface.name))
+        return fail(EINVAL, "Invalid varlink interface name '{}'", interface.name);
+    if (interfaces_.contains(interface.name))
+        return fail(EEXIST, "Interface '{}' is already registered", interface.name);
+    InterfaceEntry entry{
+        .name = interface.name, .description = std::move(interface.description), .methods = {}};
+    for (Method& method : interface.methods) {
+        if (!isValidMethodName(method.name))
+            return fail(EINVAL, "Invalid varlink method name '{}.{}'", interface.name, method.name);
+        if (!method.handler)
+            return fail(EINVAL, "Method '{}.{}' has no handler", interface.name, method.name);
+        std::string name = method.name;
+        if (!entry.methods.emplace(std::move(name), std::move(method)).second)
+            return fail(EEXIST, "Method '{}' is listed twice in '{}'", name, interface.name);
+    }
+    interfaceOrder_.push_back(interface.name);
+    interfaces_.emplace(std::move(interface.name), std::move(entry));
+    return {};
+}
+
+Result<void> ServerImpl::listen(UniqueFd fd, SocketSpec spec) {
+    auto listener =
+        std::make_unique<Listener>(Listener{.fd = std::move(fd), .spec = std::move(spec), .source = {}});
+    size_t index = listeners_.size();
+    auto source = loop_.addIo(listener->fd.get(), EPOLLIN, [this, index](uint32_t) { onAccept(index); });
+    if (!source)
+        return std::unexpected(source.error());
+    listener->source = std::move(*source);
+    listeners_.push_back(std::move(listener));
+    return {};
+}
+
+void ServerImpl::onAccept(size_t listenerIndex) {
+    Listener& listener = *listeners_[listenerIndex];
+    for (int i = 0; i < acceptsPerWakeup; ++i) {
+        auto fd =
+            acceptConnection(listener.fd.get(), listener.spec, options_.acceptedPolicy, &counters_.sockets);
+        if (!fd) {
+            int code = fd.error().code();
+            if (code == EAGAIN)
+                return;
+            ++counters_.connectionsRefused;
+            logDebug("varlink: {}", fd.error().message());
+            if (code == EPROTO || code == ECONNABORTED || code == EPERM)
+                continue; // this connection was refused; others may be waiting
+            return;       // EMFILE and friends: try again on the next wake-up
+        }
+        auto added = addConnection(std::move(*fd), listener.spec);
+        if (!added)
+            logDebug("varlink: {}", added.error().message());
+    }
+}
+
+Result<void> ServerImpl::addConnection(UniqueFd fd, const SocketSpec& spec) {
+    if (connections_.size() >= options_.maxConnections) {
+        ++counters_.connectionsRefused;
+        return fail(EBUSY, "Refusing a connection: {} connections already", connections_.size());
+    }
+    auto peer = identityOfPeer(fd.get());
+    if (!peer) {
+        ++counters_.connectionsRefused;
+        return std::unexpected(peer.error().withContext("Refusing a connection"));
+    }
+    uid_t uid = peer->uid;
+    if (options_.maxConnectionsPerUid != 0 && perUid_[uid] >= options_.maxConnectionsPerUid) {
+        ++counters_.connectionsRefused;
+        return fail(EBUSY, "Refusing a connection: UID {} has {} connections already", uid, perUid_[uid]);
+    }
+    auto connection = std::make_shared<detail::Connection>(*this, std::move(fd), spec.acceptFileDescriptors,
+                                                           std::move(*peer));
+    if (auto r = connection->start(loop_); !r)
+        return r;
+    ++perUid_[uid];
+    ++counters_.connectionsAccepted;
+    connections_.emplace(connection.get(), std::move(connection));
+    return {};
+}
+
+void ServerImpl::closed(detail::Connection& connection) {
+    auto it = connections_.find(&connection);
+    if (it == connections_.end())
+        return;
+    ++counters_.connectionsClosed;
+    if (auto u = perUid_.find(connection.uid()); u != perUid_.end() && --u->second == 0)
+        perUid_.erase(u);
+    graveyard_.push_back(std::move(it->second));
+    connections_.erase(it);
+}
+
+void ServerImpl::onPost() {
+    // Replies sent from callbacks other than the connection's own I/O handler: one send per connection.
+    for (size_t i = 0; i < dirty_.size(); ++i) {
+        auto connection = dirty_[i]; // a copy: service() may run handlers that append to dirty_
+        if (connection->dirty && !connection->closed())
+            connection->service();
+    }
+    dirty_.clear();
+    graveyard_.clear();
+}
+
+void ServerImpl::getInfo(Call& call) {
+    (void)call.reply([&](JsonWriter& w) {
+        w.field("vendor", options_.info.vendor);
+        w.field("product", options_.info.product);
+        w.field("version", options_.info.version);
+        w.field("url", options_.info.url);
+        w.key("interfaces");
+        w.beginArray();
+        for (const std::string& name : interfaceOrder_)
+            w.value(name);
+        w.endArray();
+    });
+}
+
+void ServerImpl::getInterfaceDescription(Call& call) {
+    auto name = call.parameters()["interface"].string();
+    if (!name) {
+        (void)call.invalidParameter("interface");
+        return;
+    }
+    const InterfaceEntry* interface = findInterface(*name);
+    if (!interface) {
+        (void)call.error(errorInterfaceNotFound, [&](JsonWriter& w) { w.field("interface", *name); });
+        return;
+    }
+    (void)call.reply([&](JsonWriter& w) { w.field("description", interface->description); });
+}
+
+Result<Server> Server::create(EventLoop& loop, ServerOptions options) {
+    auto impl = std::make_unique<ServerImpl>(loop, std::move(options));
+    if (auto r = impl->init(); !r)
+        return std::unexpected(r.error());
+    return Server(std::move(impl));
+}
+
+Server::Server(std::unique_ptr<ServerImpl> impl) noexcept : impl_(std::move(impl)) {}
+Server::Server(Server&&) noexcept = default;
+Server& Server::operator=(Server&&) noexcept = default;
+Server::~Server() = default;
+
+Result<void> Server::addInterface(Interface interface) {
+    return impl_->addInterface(std::move(interface));
+}
+
+Result<void> Server::listen(UniqueFd listeningFd, SocketSpec spec) {
+    int flags = ::fcntl(listeningFd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(listeningFd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+        return failErrno("Failed to make listening socket '{}' non-blocking", spec.name);
+    return impl_->listen(std::move(listeningFd), std::move(spec));
+}
+
+Result<void> Server::serveConnection(UniqueFd connectedFd, SocketSpec spec) {
+    int flags = ::fcntl(connectedFd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(connectedFd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+        return failErrno("Failed to make connection of '{}' non-blocking", spec.name);
+    if (auto r = checkAcceptedSocket(connectedFd.get(), spec, impl_->options_.acceptedPolicy,
+                                     &impl_->counters_.sockets);
+        !r)
+        return r;
+    return impl_->addConnection(std::move(connectedFd), spec);
+}
+
+const ServerCounters& Server::counters() const noexcept {
+    return impl_->counters_;
+}
+size_t Server::connectionCount() const noexcept {
+    return impl_->connections_.size();
+}
+
+} // namespace svckit::varlink
