@@ -54,6 +54,36 @@ template <typename F>
 void invokeWriter(void* context, JsonWriter& writer) {
     (*static_cast<std::remove_reference_t<F>*>(context))(writer);
 }
+
+// The reply functions of Call and DeferredCall, written once: each forwards to Derived::send().
+template <typename Derived>
+class Replies {
+public:
+    // The final reply; `write` writes the members of the reply's parameters: `[&](JsonWriter& w) { ... }`.
+    template <typename F>
+    requires std::invocable<F&, JsonWriter&> Result<void> reply(F&& write) {
+        return self().send(ReplyKind::Final, {}, &invokeWriter<F>, &write);
+    }
+    Result<void> reply() { return self().send(ReplyKind::Final, {}, nullptr, nullptr); }
+    // A reply with "continues": true (only for calls with `more`).
+    template <typename F>
+    requires std::invocable<F&, JsonWriter&> Result<void> replyContinues(F&& write) {
+        return self().send(ReplyKind::Continues, {}, &invokeWriter<F>, &write);
+    }
+    // The final reply as an error; `write` writes the members of the error's parameters.
+    template <typename F>
+    requires std::invocable<F&, JsonWriter&> Result<void> error(std::string_view name, F&& write) {
+        return self().send(ReplyKind::Error, name, &invokeWriter<F>, &write);
+    }
+    Result<void> error(std::string_view name) {
+        return self().send(ReplyKind::Error, name, nullptr, nullptr);
+    }
+    // InvalidParameter {"parameter": name}.
+    Result<void> invalidParameter(std::string_view parameter);
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+};
 } // namespace detail
 
 struct CallFlags {
@@ -66,7 +96,7 @@ class DeferredCall;
 
 // One method call, valid while the handler runs. Reply functions return an Error (EALREADY) when the call has
 // already been answered, EBADRQC for replyContinues() without `more`, EBUSY after defer().
-class Call {
+class Call : public detail::Replies<Call> {
 public:
     [[nodiscard]] std::string_view method() const noexcept { return method_; } // "iface.Method"
     [[nodiscard]] JsonView parameters() const noexcept { return parameters_; } // an object, or missing
@@ -75,30 +105,6 @@ public:
     // fds received with the call, when the socket and the method accept them; a handler may move them out.
     [[nodiscard]] std::span<UniqueFd> fds() noexcept { return fds_; }
     [[nodiscard]] bool answered() const noexcept { return finished_; }
-
-    // The final reply; `write` writes the members of the reply's parameters: `[&](JsonWriter& w) { ... }`.
-    template <typename F>
-    requires std::invocable<F&, JsonWriter&> Result<void> reply(F&& write) {
-        return send(detail::ReplyKind::Final, {}, &detail::invokeWriter<F>, &write);
-    }
-    Result<void> reply() { return send(detail::ReplyKind::Final, {}, nullptr, nullptr); }
-    // A reply with "continues": true (only for calls with `more`).
-    template <typename F>
-    requires std::invocable<F&, JsonWriter&> Result<void> replyContinues(F&& write) {
-        return send(detail::ReplyKind::Continues, {}, &detail::invokeWriter<F>, &write);
-    }
-    // The final reply as an error; `write` writes the members of the error's parameters.
-    template <typename F>
-    requires std::invocable<F&, JsonWriter&> Result<void> error(std::string_view name, F&& write) {
-        return send(detail::ReplyKind::Error, name, &detail::invokeWriter<F>, &write);
-    }
-    Result<void> error(std::string_view name) {
-        return send(detail::ReplyKind::Error, name, nullptr, nullptr);
-    }
-    // InvalidParameter {"parameter": name}.
-    Result<void> invalidParameter(std::string_view parameter) {
-        return error(errorInvalidParameter, [&](JsonWriter& w) { w.field("parameter", parameter); });
-    }
 
     // Takes over the answer: the returned handle replies later (from any callback of the same loop). The call
     // keeps its place in the connection's reply order until the handle sends a final reply or is destroyed
@@ -110,6 +116,7 @@ public:
 
 private:
     friend class detail::Connection;
+    friend class detail::Replies<Call>;
     Call(detail::Connection* connection, uint64_t id, std::string_view method, JsonView parameters,
          CallFlags flags, const PeerIdentity* peer, std::span<UniqueFd> fds) noexcept
         : connection_(connection), id_(id), method_(method), parameters_(parameters), flags_(flags),
@@ -128,7 +135,7 @@ private:
 };
 
 // A call answered later. Move-only; replies to a connection that has gone are dropped (ENOTCONN is returned).
-class DeferredCall {
+class DeferredCall : public detail::Replies<DeferredCall> {
 public:
     DeferredCall() = default;
     DeferredCall(DeferredCall&& other) noexcept;
@@ -141,25 +148,9 @@ public:
     [[nodiscard]] bool answered() const noexcept { return finished_; }
     [[nodiscard]] bool connected() const noexcept;
 
-    template <typename F>
-    requires std::invocable<F&, JsonWriter&> Result<void> reply(F&& write) {
-        return send(detail::ReplyKind::Final, {}, &detail::invokeWriter<F>, &write);
-    }
-    Result<void> reply() { return send(detail::ReplyKind::Final, {}, nullptr, nullptr); }
-    template <typename F>
-    requires std::invocable<F&, JsonWriter&> Result<void> replyContinues(F&& write) {
-        return send(detail::ReplyKind::Continues, {}, &detail::invokeWriter<F>, &write);
-    }
-    template <typename F>
-    requires std::invocable<F&, JsonWriter&> Result<void> error(std::string_view name, F&& write) {
-        return send(detail::ReplyKind::Error, name, &detail::invokeWriter<F>, &write);
-    }
-    Result<void> error(std::string_view name) {
-        return send(detail::ReplyKind::Error, name, nullptr, nullptr);
-    }
-
 private:
     friend class Call;
+    friend class detail::Replies<DeferredCall>;
     DeferredCall(std::weak_ptr<detail::Connection> connection, uint64_t id, CallFlags flags) noexcept
         : connection_(std::move(connection)), id_(id), flags_(flags) {}
     Result<void> send(detail::ReplyKind kind, std::string_view name, detail::WriteFn write, void* context);
@@ -170,6 +161,11 @@ private:
     CallFlags flags_{};
     bool finished_ = true;
 };
+
+template <typename Derived>
+Result<void> detail::Replies<Derived>::invalidParameter(std::string_view parameter) {
+    return error(errorInvalidParameter, [&](JsonWriter& w) { w.field("parameter", parameter); });
+}
 
 // A handler. An exception it throws becomes io.systemd.System {"errno": EIO (or a std::system_error's
 // errno)}; returning without replying and without defer() does too (EIO), so a caller never waits forever.
