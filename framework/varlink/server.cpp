@@ -6,6 +6,7 @@
 #include "base/linux.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <initializer_list>
+#include <optional>
 #include <system_error>
 #include <unordered_map>
 
@@ -24,6 +27,8 @@ constexpr size_t readChunk = 64 * 1024;
 // Reads per wake-up before other connections get their turn (level-triggered: the rest is read next time).
 constexpr int readsPerWakeup = 16;
 constexpr int acceptsPerWakeup = 64;
+// Containers nested deeper than this close the connection: sd-json's limit (the message object is level 1).
+constexpr size_t maxJsonDepth = 2048;
 
 constexpr std::string_view serviceInterfaceName = "org.varlink.service";
 constexpr std::string_view serviceInterfaceDescription =
@@ -62,6 +67,28 @@ error PermissionDenied ()
 
 # Method is expected to be called with 'more' set to true, but wasn't
 error ExpectedMore ()
+
+# Method is expected to be called with 'upgrade' set to true, but wasn't
+error ExpectedUpgrade ()
+)";
+
+// sd-varlink serves io.systemd on every server, for its errors; svckit sends io.systemd.System too.
+constexpr std::string_view systemdInterfaceName = "io.systemd";
+constexpr std::string_view systemdInterfaceDescription =
+    R"(# Errors of systemd's varlink implementation, which svckit's engine sends too.
+interface io.systemd
+
+# The connection is gone (reported locally by clients; never sent).
+error Disconnected()
+
+# A method call timed out (reported locally by clients; never sent).
+error TimedOut()
+
+# The peer broke the protocol (reported locally by clients; never sent).
+error Protocol()
+
+# A Linux system error: the origin ("linux"), the errno name (ENOENT, ...) and number.
+error System(origin: ?string, errnoName: ?string, errno: ?int)
 )";
 
 bool isValidInterfaceName(std::string_view name) {
@@ -120,9 +147,58 @@ int errnoOfException(std::exception_ptr exception) noexcept {
 }
 
 void writeSystemError(JsonWriter& w, int code) {
+    w.field("origin", "linux");
     w.field("errno", code);
     if (const char* name = ::strerrorname_np(code))
         w.field("errnoName", name);
+}
+
+// Whether the JSON text escapes a NUL in a string (backslash, "u0000"): sd-json refuses NUL in strings, so
+// the message is a protocol error. A backslash escapes the next character when it ends an odd run of
+// backslashes.
+bool hasEscapedNul(const char* data, size_t size) noexcept {
+    const char* end = data + size;
+    const char* p = data;
+    while ((p = static_cast<const char*>(std::memchr(p, '\\', static_cast<size_t>(end - p))))) {
+        const char* run = p;
+        while (p < end && *p == '\\')
+            ++p;
+        if (((p - run) & 1) && end - p >= 5 && std::memcmp(p, "u0000", 5) == 0)
+            return true;
+    }
+    return false;
+}
+
+// Whether containers nest deeper than `limit` (a walk over yyjson's flat value array, in document order).
+bool nestsDeeperThan(yyjson_doc* doc, size_t limit) {
+    size_t count = yyjson_doc_get_val_count(doc);
+    if (count <= limit)
+        return false; // each level needs a value of its own
+    yyjson_val* value = yyjson_doc_get_root(doc);
+    yyjson_val* end = value + count;
+    std::vector<yyjson_val*> open; // where each open container ends
+    for (; value < end; ++value) {
+        while (!open.empty() && value >= open.back())
+            open.pop_back();
+        if (yyjson_is_ctn(value)) {
+            open.push_back(unsafe_yyjson_get_next(value));
+            if (open.size() > limit)
+                return true;
+        }
+    }
+    return false;
+}
+
+// The first member of `parameters` that is not one of `known`: the built-in methods check their parameters as
+// sd-varlink checks every call against its interface, where an unknown field is InvalidParameter.
+std::optional<std::string_view> unknownParameter(JsonView parameters,
+                                                 std::initializer_list<std::string_view> known) {
+    std::optional<std::string_view> unknown;
+    parameters.forEachMember([&](std::string_view key, JsonView) {
+        if (!unknown && std::ranges::find(known, key) == known.end())
+            unknown = key;
+    });
+    return unknown;
 }
 
 } // namespace
@@ -143,11 +219,19 @@ public:
 
     Result<void> emit(uint64_t id, const CallFlags& flags, ReplyKind kind, std::string_view name,
                       WriteFn write, void* context);
-    void pinSlot(uint64_t id);
+    Result<void> emitUpgrade(uint64_t id, const CallFlags& flags, WriteFn write, void* context,
+                             UpgradeHandler then);
+    // A call was deferred (pins its place in the reply order), and a deferred call got its final reply.
+    void deferred(uint64_t id, const CallFlags& flags);
+    void deferredDone() noexcept;
     void abandon(uint64_t id, const CallFlags& flags) noexcept;
 
     [[nodiscard]] bool closed() const noexcept { return closed_; }
     [[nodiscard]] uid_t uid() const noexcept { return peer_.uid; }
+    // Every reply written, none awaited, no hand-over pending.
+    [[nodiscard]] bool drained() const noexcept {
+        return outBegin_ == out_.size() && slots_.empty() && deferredCount_ == 0 && !upgradeHandler_;
+    }
     bool dirty = false;
 
 private:
@@ -163,6 +247,7 @@ private:
     void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
     void flush();
     void protocolError(std::string_view what);
+    void handOver();
     void advanceQueue();
     [[nodiscard]] size_t pendingOutput() const noexcept { return out_.size() - outBegin_ + slotBytes_; }
     void markDirty();
@@ -178,8 +263,9 @@ private:
     size_t inBegin_ = 0;   // start of the first unprocessed message
     size_t inScanned_ = 0; // no NUL before this offset
     size_t inEnd_ = 0;
-    bool eof_ = false;
-    bool heldBack_ = false; // input processing stopped at the output soft limit
+    bool eof_ = false;    // nothing more is read: the peer shut down its side, or it broke the protocol
+    bool failed_ = false; // the peer broke the protocol: replies to its earlier calls go out, then it closes
+    bool heldBack_ = false; // input processing stopped (output soft limit, or an upgrade call in progress)
 
     std::string out_;
     size_t outBegin_ = 0;
@@ -188,6 +274,9 @@ private:
     std::vector<UniqueFd> fds_; // received, not yet given to a call
     std::vector<UniqueFd> callFds_;
     uint64_t nextId_ = 1;
+    uint64_t upgradeId_ = 0;        // a call with `upgrade` to a method that supports it, not answered yet
+    UpgradeHandler upgradeHandler_; // set by upgrade(): the connection is handed over once its output is out
+    size_t deferredCount_ = 0;      // deferred calls without their final reply
     bool closed_ = false;
 };
 
@@ -211,6 +300,13 @@ public:
     void onAccept(size_t listenerIndex);
     void onPost();
     void closed(detail::Connection& connection);
+    void stopAccepting();
+    Result<void> setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle);
+    void onIdleTimer();
+    void armIdleTimer();
+    void whenDrained(std::function<void()> onDrained);
+    [[nodiscard]] bool drained() const;
+    void checkDrained();
 
     [[nodiscard]] const InterfaceEntry* findInterface(std::string_view name) const {
         auto it = interfaces_.find(name);
@@ -224,7 +320,7 @@ public:
     ServerCounters counters_;
     yyjson_alc* allocator_ = nullptr;
     StringMap<InterfaceEntry> interfaces_;
-    std::vector<std::string> interfaceOrder_;
+    std::vector<std::string> interfaceNames_; // sorted, as GetInfo lists them (sd-varlink sorts them too)
     struct Listener {
         UniqueFd fd;
         SocketSpec spec;
@@ -236,6 +332,12 @@ public:
     std::vector<std::shared_ptr<detail::Connection>> dirty_;
     std::vector<std::shared_ptr<detail::Connection>> graveyard_;
     EventSource post_;
+    size_t callsInFlight_ = 0; // deferred calls without their final reply, on open connections
+
+    EventSource idleTimer_;
+    std::chrono::microseconds idleAfter_{};
+    std::function<void()> onIdle_;
+    std::function<void()> onDrained_;
 };
 
 namespace detail {
@@ -307,34 +409,47 @@ void Connection::readInput() {
 }
 
 void Connection::processInput() {
-    while (!closed_ && inScanned_ < inEnd_) {
-        if (pendingOutput() > server_.options_.outputSoftLimit) {
+    while (!closed_ && !failed_ && inScanned_ < inEnd_) {
+        if (upgradeId_ != 0 || upgradeHandler_ || pendingOutput() > server_.options_.outputSoftLimit) {
             heldBack_ = true;
             return;
         }
         auto* end = static_cast<char*>(std::memchr(in_.data() + inScanned_, 0, inEnd_ - inScanned_));
         if (!end) {
             inScanned_ = inEnd_;
-            if (inEnd_ - inBegin_ > server_.options_.maxMessageSize)
+            if (inEnd_ - inBegin_ >= server_.options_.maxMessageSize)
                 protocolError("message over the size limit");
             break;
         }
         size_t size = static_cast<size_t>(end - (in_.data() + inBegin_));
         size_t next = static_cast<size_t>(end - in_.data()) + 1;
-        if (size > server_.options_.maxMessageSize) {
+        if (size >= server_.options_.maxMessageSize) {
             protocolError("message over the size limit");
             return;
         }
         handleMessage(in_.data() + inBegin_, size);
+        if (closed_ || failed_)
+            return;
         inBegin_ = inScanned_ = next;
+        // Behind a call that may upgrade the connection the bytes may not be varlink: stop until it is
+        // answered.
+        if (upgradeId_ != 0 || upgradeHandler_)
+            heldBack_ = true;
     }
     if (inBegin_ == inEnd_)
         inBegin_ = inScanned_ = inEnd_ = 0;
 }
 
 void Connection::handleMessage(const char* data, size_t size) {
+    if (hasEscapedNul(data, size)) {
+        protocolError("NUL escaped in a string");
+        return;
+    }
     yyjson_read_err error{};
-    yyjson_doc* doc = yyjson_read_opts(const_cast<char*>(data), size, 0, server_.allocator_, &error);
+    // Numbers beyond int64/uint64/double are kept as raw text (not numbers to a handler) rather than refused,
+    // as sd-json reads them.
+    yyjson_doc* doc = yyjson_read_opts(const_cast<char*>(data), size, YYJSON_READ_BIGNUM_AS_RAW,
+                                       server_.allocator_, &error);
     if (!doc) {
         protocolError(error.msg ? error.msg : "malformed JSON");
         return;
@@ -344,39 +459,53 @@ void Connection::handleMessage(const char* data, size_t size) {
         ~DocGuard() { yyjson_doc_free(doc); }
     } guard{doc};
 
-    JsonView root(yyjson_doc_get_root(doc));
-    if (!root.isObject()) {
+    yyjson_val* root = yyjson_doc_get_root(doc);
+    if (!yyjson_is_obj(root)) {
         protocolError("message is not an object");
         return;
     }
-    auto method = root["method"].string();
-    if (!method) {
-        protocolError("message has no method string");
+    if (nestsDeeperThan(doc, maxJsonDepth)) {
+        protocolError("JSON nested too deeply");
         return;
     }
-    JsonView parameters = root["parameters"];
-    if (parameters.exists() && !parameters.isNull() && !parameters.isObject()) {
-        protocolError("parameters is not an object");
-        return;
-    }
-    if (!parameters.isObject())
-        parameters = JsonView();
+    // The members in document order, checked as sd-varlink checks them: each of method and parameters at most
+    // once, no other keys; a flag member (even false) after a flag that is true is an error, so at most one
+    // flag is set.
+    std::optional<std::string_view> method;
+    JsonView parameters;
+    bool sawParameters = false;
     CallFlags flags;
-    bool bad = false;
-    auto flag = [&](std::string_view key, bool& out) {
-        JsonView v = root[key];
-        if (!v.exists() || v.isNull())
+    yyjson_obj_iter members = yyjson_obj_iter_with(root);
+    while (yyjson_val* key = yyjson_obj_iter_next(&members)) {
+        yyjson_val* value = yyjson_obj_iter_get_val(key);
+        std::string_view name(yyjson_get_str(key), yyjson_get_len(key));
+        const char* bad = nullptr;
+        if (name == "method") {
+            if (method || !yyjson_is_str(value))
+                bad = "method is repeated or not a string";
+            else
+                method = std::string_view(yyjson_get_str(value), yyjson_get_len(value));
+        } else if (name == "parameters") {
+            if (sawParameters || !(yyjson_is_obj(value) || yyjson_is_null(value)))
+                bad = "parameters is repeated or not an object";
+            sawParameters = true;
+            if (yyjson_is_obj(value))
+                parameters = JsonView(value);
+        } else if (name == "oneway" || name == "more" || name == "upgrade") {
+            if (flags.oneway || flags.more || flags.upgrade || !yyjson_is_bool(value))
+                bad = "invalid call flags";
+            else if (yyjson_get_bool(value))
+                (name == "oneway" ? flags.oneway : name == "more" ? flags.more : flags.upgrade) = true;
+        } else {
+            bad = "unknown key in a call";
+        }
+        if (bad) {
+            protocolError(bad);
             return;
-        if (auto b = v.boolean())
-            out = *b;
-        else
-            bad = true;
-    };
-    flag("oneway", flags.oneway);
-    flag("more", flags.more);
-    flag("upgrade", flags.upgrade);
-    if (bad || int(flags.oneway) + int(flags.more) + int(flags.upgrade) > 1) {
-        protocolError("invalid call flags");
+        }
+    }
+    if (!method) {
+        protocolError("message has no method");
         return;
     }
     dispatch(*method, parameters, flags);
@@ -411,7 +540,11 @@ void Connection::dispatch(std::string_view method, JsonView parameters, CallFlag
         (void)call.error(errorMethodNotFound, [&](JsonWriter& w) { w.field("method", method); });
     } else if (target->requiresMore && !flags.more) {
         (void)call.error(errorExpectedMore);
+    } else if (target->requiresUpgrade && !flags.upgrade) {
+        (void)call.error(errorExpectedUpgrade);
     } else {
+        if (target->supportsUpgrade && flags.upgrade)
+            upgradeId_ = id; // until it is answered, nothing after it is read as varlink
         std::exception_ptr failure;
         try {
             target->handler(call);
@@ -433,6 +566,10 @@ Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kin
                               WriteFn write, void* context) {
     if (closed_)
         return fail(ENOTCONN, "The connection has been closed");
+    if (kind != ReplyKind::Continues && id == upgradeId_) {
+        upgradeId_ = 0; // answered without an upgrade: varlink goes on
+        markDirty();
+    }
     if (flags.oneway)
         return {}; // no reply is sent to a oneway call
     Slot* slot = nullptr;
@@ -448,17 +585,27 @@ Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kin
     size_t before = sink->size();
     JsonWriter w(*sink);
     try {
+        sink->push_back('{');
         if (kind == ReplyKind::Error) {
-            sink->append("{\"error\":");
+            sink->append("\"error\":");
             w.value(name);
-            sink->append(",\"parameters\":{");
-        } else {
-            sink->append("{\"parameters\":{");
         }
-        w.resetInsideContainer();
-        if (write)
+        if (write) {
+            // "parameters" only when the writer writes a member: sd-varlink leaves out empty parameters.
+            size_t start = sink->size();
+            sink->append(kind == ReplyKind::Error ? ",\"parameters\":{" : "\"parameters\":{");
+            size_t inside = sink->size();
+            w.resetInsideContainer();
             write(context, w);
-        sink->append(kind == ReplyKind::Continues ? "},\"continues\":true}" : "}}");
+            if (sink->size() == inside)
+                sink->resize(start);
+            else
+                sink->push_back('}');
+        }
+        if (kind == ReplyKind::Continues)
+            sink->append(sink->back() == '{' ? "\"continues\":true}" : ",\"continues\":true}");
+        else
+            sink->push_back('}');
         sink->push_back('\0');
     } catch (...) {
         sink->resize(before); // a writer that threw leaves no half reply behind
@@ -474,6 +621,19 @@ Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kin
     return {};
 }
 
+Result<void> Connection::emitUpgrade(uint64_t id, const CallFlags& flags, WriteFn write, void* context,
+                                     UpgradeHandler then) {
+    if (closed_)
+        return fail(ENOTCONN, "The connection has been closed");
+    if (id != upgradeId_)
+        return fail(EBADRQC, "The call was not made with 'upgrade' to a method that supports it");
+    if (auto r = emit(id, flags, ReplyKind::Final, {}, write, context); !r)
+        return r;
+    upgradeHandler_ = std::move(then);
+    heldBack_ = true;
+    return {};
+}
+
 void Connection::advanceQueue() {
     while (!slots_.empty() && slots_.front().finished) {
         slots_.pop_front();
@@ -486,10 +646,19 @@ void Connection::advanceQueue() {
     }
 }
 
-void Connection::pinSlot(uint64_t id) {
+void Connection::deferred(uint64_t id, const CallFlags& flags) {
+    ++deferredCount_;
+    ++server_.callsInFlight_;
     // Only a call dispatched with an empty queue has no slot yet, and then it is the head.
-    if (slots_.empty())
+    if (!flags.oneway && slots_.empty())
         slots_.push_back(Slot{.id = id, .buffered = {}, .finished = false});
+}
+
+void Connection::deferredDone() noexcept {
+    if (closed_ || deferredCount_ == 0)
+        return;
+    --deferredCount_;
+    --server_.callsInFlight_;
 }
 
 void Connection::abandon(uint64_t id, const CallFlags& flags) noexcept {
@@ -499,6 +668,7 @@ void Connection::abandon(uint64_t id, const CallFlags& flags) noexcept {
     } catch (...) {
         close();
     }
+    deferredDone();
 }
 
 void Connection::markDirty() {
@@ -536,7 +706,14 @@ void Connection::service() {
     dirty = false;
     for (int round = 0; round < 4 && !closed_; ++round) {
         flush();
-        if (closed_ || !heldBack_ || pendingOutput() > server_.options_.outputSoftLimit)
+        if (closed_)
+            return;
+        if (upgradeHandler_ && outBegin_ == out_.size() && slots_.empty()) {
+            handOver();
+            return;
+        }
+        if (!heldBack_ || upgradeId_ != 0 || upgradeHandler_ ||
+            pendingOutput() > server_.options_.outputSoftLimit)
             break;
         heldBack_ = false;
         processInput();
@@ -574,7 +751,32 @@ void Connection::service() {
 void Connection::protocolError(std::string_view what) {
     ++server_.counters_.protocolErrors;
     logDebug("varlink: protocol error from pid {}: {}; closing the connection", peer_.pid, what);
-    close();
+    // As sd-varlink: the calls before the bad message are still answered, nothing after it is read, and the
+    // connection closes once those replies are out.
+    failed_ = true;
+    eof_ = true;
+    inBegin_ = inScanned_ = inEnd_ = 0;
+    fds_.clear();
+    if (outBegin_ == out_.size() && slots_.empty())
+        close();
+    else
+        markDirty();
+}
+
+void Connection::handOver() {
+    UpgradeHandler then = std::exchange(upgradeHandler_, nullptr);
+    UpgradedConnection upgraded{
+        .fd = std::move(fd_), .pending = std::string(in_.data() + inBegin_, inEnd_ - inBegin_), .peer = {}};
+    ++server_.counters_.connectionsUpgraded;
+    close(); // the socket has been taken out: it stays open
+    upgraded.peer = std::move(peer_);
+    try {
+        then(std::move(upgraded));
+    } catch (const std::exception& e) {
+        logDebug("varlink: the upgrade handler threw: {}", e.what());
+    } catch (...) {
+        logDebug("varlink: the upgrade handler threw");
+    }
 }
 
 void Connection::close() {
@@ -585,7 +787,11 @@ void Connection::close() {
     (void)io_.setEnabled(false);
     fds_.clear();
     slots_.clear();
+    slotBytes_ = 0;
+    upgradeHandler_ = nullptr;
     fd_.reset();
+    server_.callsInFlight_ -= deferredCount_;
+    deferredCount_ = 0;
     server_.closed(*this);
 }
 
@@ -604,12 +810,22 @@ Result<void> Call::send(detail::ReplyKind kind, std::string_view name, detail::W
     return r;
 }
 
+Result<void> Call::sendUpgrade(detail::WriteFn write, void* context, UpgradeHandler then) {
+    if (deferred_)
+        return fail(EBUSY, "The call to {} was deferred", method_);
+    if (finished_)
+        return fail(EALREADY, "The call to {} has already been answered", method_);
+    auto r = connection_->emitUpgrade(id_, flags_, write, context, std::move(then));
+    if (r)
+        finished_ = true;
+    return r;
+}
+
 DeferredCall Call::defer() {
     if (finished_ || deferred_)
         return DeferredCall();
     deferred_ = true;
-    if (!flags_.oneway)
-        connection_->pinSlot(id_);
+    connection_->deferred(id_, flags_);
     DeferredCall deferred(connection_->weak_from_this(), id_, flags_);
     deferred.finished_ = false;
     return deferred;
@@ -658,7 +874,29 @@ Result<void> DeferredCall::send(detail::ReplyKind kind, std::string_view name, d
         finished_ = true;
     if (!connection)
         return fail(ENOTCONN, "The connection has been closed");
+    if (kind == detail::ReplyKind::Continues)
+        return connection->emit(id_, flags_, kind, name, write, context);
+    struct Done {
+        detail::Connection& connection;
+        ~Done() { connection.deferredDone(); }
+    } done{*connection};
     return connection->emit(id_, flags_, kind, name, write, context);
+}
+
+Result<void> DeferredCall::sendUpgrade(detail::WriteFn write, void* context, UpgradeHandler then) {
+    if (finished_)
+        return fail(EALREADY, "The call has already been answered");
+    auto connection = connection_.lock();
+    if (!connection) {
+        finished_ = true;
+        return fail(ENOTCONN, "The connection has been closed");
+    }
+    auto r = connection->emitUpgrade(id_, flags_, write, context, std::move(then));
+    if (r || r.error().code() == ENOTCONN) {
+        finished_ = true;
+        connection->deferredDone();
+    }
+    return r;
 }
 
 Result<void> ServerImpl::init() {
@@ -678,7 +916,11 @@ Result<void> ServerImpl::init() {
     service.methods.push_back(Method{.name = "GetInfo", .handler = [this](Call& call) { getInfo(call); }});
     service.methods.push_back(Method{.name = "GetInterfaceDescription",
                                      .handler = [this](Call& call) { getInterfaceDescription(call); }});
-    return addInterface(std::move(service));
+    if (auto r = addInterface(std::move(service)); !r)
+        return r;
+    return addInterface(Interface{.name = std::string(systemdInterfaceName),
+                                  .description = std::string(systemdInterfaceDescription),
+                                  .methods = {}});
 }
 
 Result<void> ServerImpl::addInterface(Interface interface) {
@@ -697,7 +939,7 @@ Result<void> ServerImpl::addInterface(Interface interface) {
         if (!entry.methods.emplace(std::move(name), std::move(method)).second)
             return fail(EEXIST, "Method '{}' is listed twice in '{}'", name, interface.name);
     }
-    interfaceOrder_.push_back(interface.name);
+    interfaceNames_.insert(std::ranges::upper_bound(interfaceNames_, interface.name), interface.name);
     interfaces_.emplace(std::move(interface.name), std::move(entry));
     return {};
 }
@@ -766,6 +1008,8 @@ Result<void> ServerImpl::addConnection(UniqueFd fd, const SocketSpec& spec) {
     ++perUid_[uid];
     ++counters_.connectionsAccepted;
     connections_.emplace(connection.get(), std::move(connection));
+    if (idleTimer_)
+        (void)idleTimer_.setEnabled(false); // not idle any more
     return {};
 }
 
@@ -778,6 +1022,8 @@ void ServerImpl::closed(detail::Connection& connection) {
         perUid_.erase(u);
     graveyard_.push_back(std::move(it->second));
     connections_.erase(it);
+    if (connections_.empty())
+        armIdleTimer();
 }
 
 void ServerImpl::onPost() {
@@ -789,9 +1035,81 @@ void ServerImpl::onPost() {
     }
     dirty_.clear();
     graveyard_.clear();
+    if (onDrained_)
+        checkDrained();
+}
+
+void ServerImpl::stopAccepting() {
+    listeners_.clear(); // each source leaves the loop, each fd is closed
+}
+
+Result<void> ServerImpl::setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle) {
+    if (!onIdle) {
+        onIdle_ = nullptr;
+        idleTimer_.reset();
+        return {};
+    }
+    if (!idleTimer_) {
+        auto timer = loop_.addTimer(after, [this] { onIdleTimer(); });
+        if (!timer)
+            return std::unexpected(timer.error());
+        idleTimer_ = std::move(*timer);
+    }
+    idleAfter_ = after;
+    onIdle_ = std::move(onIdle);
+    if (connections_.empty())
+        armIdleTimer();
+    else
+        (void)idleTimer_.setEnabled(false);
+    return {};
+}
+
+void ServerImpl::armIdleTimer() {
+    if (!idleTimer_)
+        return;
+    if (auto r = idleTimer_.rearmTimer(idleAfter_); !r)
+        logDebug("varlink: {}", r.error().message());
+}
+
+void ServerImpl::onIdleTimer() {
+    if (!connections_.empty() || !onIdle_)
+        return;
+    // A client waiting in a listening socket's queue is about to be accepted: not idle.
+    for (const auto& listener : listeners_) {
+        pollfd p{.fd = listener->fd.get(), .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, 0) > 0) {
+            armIdleTimer();
+            return;
+        }
+    }
+    auto onIdle = onIdle_; // a copy: the callback may replace itself
+    onIdle();
+}
+
+void ServerImpl::whenDrained(std::function<void()> onDrained) {
+    onDrained_ = std::move(onDrained);
+    if (onDrained_)
+        checkDrained();
+}
+
+bool ServerImpl::drained() const {
+    if (callsInFlight_ != 0)
+        return false;
+    return std::ranges::all_of(connections_, [](const auto& entry) { return entry.second->drained(); });
+}
+
+void ServerImpl::checkDrained() {
+    if (!drained())
+        return;
+    auto onDrained = std::exchange(onDrained_, nullptr);
+    onDrained();
 }
 
 void ServerImpl::getInfo(Call& call) {
+    if (auto unknown = unknownParameter(call.parameters(), {})) {
+        (void)call.invalidParameter(*unknown);
+        return;
+    }
     (void)call.reply([&](JsonWriter& w) {
         w.field("vendor", options_.info.vendor);
         w.field("product", options_.info.product);
@@ -799,7 +1117,7 @@ void ServerImpl::getInfo(Call& call) {
         w.field("url", options_.info.url);
         w.key("interfaces");
         w.beginArray();
-        for (const std::string& name : interfaceOrder_)
+        for (const std::string& name : interfaceNames_)
             w.value(name);
         w.endArray();
     });
@@ -809,6 +1127,10 @@ void ServerImpl::getInterfaceDescription(Call& call) {
     auto name = call.parameters()["interface"].string();
     if (!name) {
         (void)call.invalidParameter("interface");
+        return;
+    }
+    if (auto unknown = unknownParameter(call.parameters(), {"interface"})) {
+        (void)call.invalidParameter(*unknown);
         return;
     }
     const InterfaceEntry* interface = findInterface(*name);
@@ -853,11 +1175,26 @@ Result<void> Server::serveConnection(UniqueFd connectedFd, SocketSpec spec) {
     return impl_->addConnection(std::move(connectedFd), spec);
 }
 
+void Server::stopAccepting() {
+    impl_->stopAccepting();
+}
+
+Result<void> Server::setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle) {
+    return impl_->setIdleCallback(after, std::move(onIdle));
+}
+
+void Server::whenDrained(std::function<void()> onDrained) {
+    impl_->whenDrained(std::move(onDrained));
+}
+
 const ServerCounters& Server::counters() const noexcept {
     return impl_->counters_;
 }
 size_t Server::connectionCount() const noexcept {
     return impl_->connections_.size();
+}
+size_t Server::callsInFlight() const noexcept {
+    return impl_->callsInFlight_;
 }
 
 } // namespace svckit::varlink

@@ -6,9 +6,15 @@
 // (taken once per connection) and any fds passed with the call, and answers with
 // reply()/replyContinues()/error(), each taking a function that writes the parameters' members with a
 // JsonWriter. To answer later, a handler takes call.defer(); replies still go out strictly in call order.
-// Behaviour follows sd-varlink, the reference: malformed messages close the connection, unknown interfaces
-// and methods get MethodNotFound, a method that needs `more` gets ExpectedMore without it,
-// org.varlink.service (GetInfo, GetInterfaceDescription) is built in.
+// Behaviour follows sd-varlink, the reference (tests/integration/varlink_conformance.py compares the two, and
+// docs/varlink-conformance.md lists where they differ): malformed messages close the connection after the
+// replies to the calls before them, unknown interfaces and methods get MethodNotFound, a method that needs
+// `more` gets ExpectedMore without it, org.varlink.service (GetInfo, GetInterfaceDescription) is built in. A
+// method that supports `upgrade` can hand its connection over to another protocol after its reply.
+//
+// For a service's life cycle the server tells when it has had no connection for a while (setIdleCallback, for
+// exit-on-idle), stops accepting on request (stopAccepting) and tells when every call has been answered
+// (whenDrained), for a graceful stop.
 //
 // Typed bindings generated from .varlink files sit on top of this API. Everything here runs on the loop's
 // thread.
@@ -43,6 +49,7 @@ inline constexpr std::string_view errorMethodNotImplemented = "org.varlink.servi
 inline constexpr std::string_view errorInvalidParameter = "org.varlink.service.InvalidParameter";
 inline constexpr std::string_view errorPermissionDenied = "org.varlink.service.PermissionDenied";
 inline constexpr std::string_view errorExpectedMore = "org.varlink.service.ExpectedMore";
+inline constexpr std::string_view errorExpectedUpgrade = "org.varlink.service.ExpectedUpgrade";
 inline constexpr std::string_view errorSystem = "io.systemd.System";
 
 namespace detail {
@@ -54,8 +61,21 @@ template <typename F>
 void invokeWriter(void* context, JsonWriter& writer) {
     (*static_cast<std::remove_reference_t<F>*>(context))(writer);
 }
+} // namespace detail
 
-// The reply functions of Call and DeferredCall, written once: each forwards to Derived::send().
+// A connection handed over by an upgrade (see Replies::upgrade): the socket (still non-blocking), the bytes
+// the client sent after the upgrading call that the server had already read (the start of the new protocol's
+// data; the rest is still in the socket), and the caller's identity.
+struct UpgradedConnection {
+    UniqueFd fd;
+    std::string pending;
+    PeerIdentity peer;
+};
+using UpgradeHandler = std::function<void(UpgradedConnection)>;
+
+namespace detail {
+// The reply functions of Call and DeferredCall, written once: each forwards to Derived::send() or
+// sendUpgrade(). A reply whose writer writes no member has no "parameters" at all (as sd-varlink sends it).
 template <typename Derived>
 class Replies {
 public:
@@ -81,6 +101,19 @@ public:
     // InvalidParameter {"parameter": name}.
     Result<void> invalidParameter(std::string_view parameter);
 
+    // The final reply to a call made with `upgrade` to a method that supports it, after which the connection
+    // leaves varlink: once this reply and every reply before it have been written, `then` gets the socket
+    // (from the loop, outside this call). Nothing after the call is read as varlink. EBADRQC for a call
+    // without `upgrade`, or to a method without Method::supportsUpgrade. When the client goes away before the
+    // reply is written, `then` is not called.
+    template <typename F>
+    requires std::invocable<F&, JsonWriter&> Result<void> upgrade(F&& write, UpgradeHandler then) {
+        return self().sendUpgrade(&invokeWriter<F>, &write, std::move(then));
+    }
+    Result<void> upgrade(UpgradeHandler then) {
+        return self().sendUpgrade(nullptr, nullptr, std::move(then));
+    }
+
 private:
     Derived& self() noexcept { return static_cast<Derived&>(*this); }
 };
@@ -89,7 +122,7 @@ private:
 struct CallFlags {
     bool oneway = false;  // no reply is wanted (replies are dropped)
     bool more = false;    // the caller accepts several replies (replyContinues)
-    bool upgrade = false; // the caller asks to upgrade the connection (not supported yet: only reported)
+    bool upgrade = false; // the caller asks to take the connection over to another protocol after the reply
 };
 
 class DeferredCall;
@@ -122,6 +155,7 @@ private:
         : connection_(connection), id_(id), method_(method), parameters_(parameters), flags_(flags),
           peer_(peer), fds_(fds) {}
     Result<void> send(detail::ReplyKind kind, std::string_view name, detail::WriteFn write, void* context);
+    Result<void> sendUpgrade(detail::WriteFn write, void* context, UpgradeHandler then);
 
     detail::Connection* connection_;
     uint64_t id_;
@@ -154,6 +188,7 @@ private:
     DeferredCall(std::weak_ptr<detail::Connection> connection, uint64_t id, CallFlags flags) noexcept
         : connection_(std::move(connection)), id_(id), flags_(flags) {}
     Result<void> send(detail::ReplyKind kind, std::string_view name, detail::WriteFn write, void* context);
+    Result<void> sendUpgrade(detail::WriteFn write, void* context, UpgradeHandler then);
     void abandon() noexcept;
 
     std::weak_ptr<detail::Connection> connection_;
@@ -176,6 +211,11 @@ struct Method {
     Handler handler;
     bool requiresMore = false; // called without `more`: org.varlink.service.ExpectedMore
     bool acceptsFds = false;   // fds passed with the call reach the handler (if the socket accepts fds)
+    // A call with `upgrade` may be answered with upgrade(): after such a call nothing more is read from the
+    // connection as varlink until the handler answers (a plain reply resumes varlink). Without this,
+    // `upgrade` is ignored and the call is answered as any other (as sd-varlink does).
+    bool supportsUpgrade = false;
+    bool requiresUpgrade = false; // called without `upgrade`: org.varlink.service.ExpectedUpgrade
 };
 
 struct Interface {
@@ -191,9 +231,13 @@ struct ServerInfo {
     std::string url;
 };
 
+// There is no per-connection idle timeout, as in sd-varlink: a client may keep an idle connection (or a
+// `more` call waiting for events) open as long as it likes; connection slots are bounded by the limits below.
 struct ServerOptions {
     ServerInfo info{};
-    size_t maxMessageSize = 16 * 1024 * 1024;  // a longer message closes the connection (sd-varlink: 16 MiB)
+    // At most this many bytes are buffered without a NUL: a message is at most maxMessageSize - 1 bytes and
+    // its NUL; longer input closes the connection (sd-varlink's 16 MiB input buffer).
+    size_t maxMessageSize = 16 * 1024 * 1024;
     size_t outputSoftLimit = 1024 * 1024;      // unsent replies above this: stop reading from that peer
     size_t outputHardLimit = 64 * 1024 * 1024; // unsent replies above this: close the connection
     unsigned maxConnections = 4096;            // sd-varlink's default
@@ -203,8 +247,9 @@ struct ServerOptions {
 
 struct ServerCounters {
     uint64_t connectionsAccepted = 0;
-    uint64_t connectionsRefused = 0; // over a connection limit, or no peer identity
-    uint64_t connectionsClosed = 0;
+    uint64_t connectionsRefused = 0;  // over a connection limit, or no peer identity
+    uint64_t connectionsClosed = 0;   // also those handed over by an upgrade
+    uint64_t connectionsUpgraded = 0; // handed over to another protocol (Replies::upgrade)
     uint64_t calls = 0;
     uint64_t protocolErrors = 0;  // malformed or oversized messages (each closed its connection)
     uint64_t overflowCloses = 0;  // connections closed over outputHardLimit
@@ -229,8 +274,22 @@ public:
     // Serves one already-connected socket (Accept=yes), checked with checkAcceptedSocket.
     [[nodiscard]] Result<void> serveConnection(UniqueFd connectedFd, SocketSpec spec);
 
+    // Removes the listening sockets from the loop and closes them (socket activation: systemd keeps its copy
+    // and queues new connections for the next start); connections already accepted are still served.
+    void stopAccepting();
+    // Calls `onIdle` each time the server has had no connection for `after` (the timer starts when the count
+    // drops to zero, or now if it is zero, and stops when a connection arrives; a connection waiting in a
+    // listening socket's queue postpones it). For exit-on-idle. An empty function removes the callback.
+    [[nodiscard]] Result<void> setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle);
+    // Calls `onDrained` once, when no call is in flight (every deferred call answered) and every reply has
+    // been written: right away if that is so now, otherwise from the loop. For a graceful stop, after
+    // stopAccepting(). Connections stay open; calls that arrive meanwhile are served and waited for too.
+    void whenDrained(std::function<void()> onDrained);
+
     [[nodiscard]] const ServerCounters& counters() const noexcept;
     [[nodiscard]] size_t connectionCount() const noexcept;
+    // Calls deferred and not answered yet (on connections that are still open).
+    [[nodiscard]] size_t callsInFlight() const noexcept;
 
 private:
     explicit Server(std::unique_ptr<ServerImpl> impl) noexcept;
