@@ -1,0 +1,130 @@
+// What a service's life cycle needs from the varlink server: a callback once it has had no connection for a
+// while (exit-on-idle), stopping to accept while connected clients are still served, and knowing when every
+// call has been answered (a graceful stop).
+#include "varlink_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+namespace svckit::varlink {
+namespace {
+
+using namespace harness;
+using namespace std::chrono_literals;
+
+struct Observed {
+    std::atomic<int> idle{0};
+    std::atomic<int> drained{0};
+};
+
+// A server with methods that reach the Server itself: StopAccepting, InFlight (replies with callsInFlight()),
+// and Drain (registers whenDrained, then replies with callsInFlight()).
+Extras lifecycleExtras(Observed& observed, std::chrono::milliseconds idleAfter) {
+    return Extras{
+        .methods =
+            [&observed](Server& server, EventLoop&) {
+                return std::vector<Method>{
+                    Method{.name = "StopAccepting",
+                           .handler =
+                               [&server](Call& call) {
+                                   server.stopAccepting();
+                                   (void)call.reply();
+                               }},
+                    Method{.name = "InFlight",
+                           .handler =
+                               [&server](Call& call) {
+                                   (void)call.reply(
+                                       [&](JsonWriter& w) { w.field("inFlight", server.callsInFlight()); });
+                               }},
+                    Method{.name = "Drain",
+                           .handler =
+                               [&server, &observed](Call& call) {
+                                   size_t inFlight = server.callsInFlight();
+                                   server.whenDrained([&observed] { ++observed.drained; });
+                                   (void)call.reply([&](JsonWriter& w) { w.field("inFlight", inFlight); });
+                               }},
+                };
+            },
+        .setup =
+            [&observed, idleAfter](Server& server, EventLoop&) {
+                if (idleAfter > 0ms)
+                    (void)server.setIdleCallback(idleAfter, [&observed] { ++observed.idle; });
+            },
+        .teardown = {}};
+}
+
+int64_t inFlight(Client& client) {
+    if (!client.call(R"({"method":"org.example.test.InFlight"})"))
+        return -1;
+    return parse(client.receive()).root()["parameters"]["inFlight"].int64().value_or(-1);
+}
+
+TEST(VarlinkLifecycle, CallsTheIdleCallbackOncePerPeriodWithoutConnections) {
+    Observed observed;
+    TestServer server({}, false, lifecycleExtras(observed, 200ms));
+    // The first idle period starts at once: no client ever connected.
+    ASSERT_TRUE(waitFor([&] { return observed.idle.load() == 1; }));
+    {
+        Client client(server.path());
+        ASSERT_TRUE(client.call(echo("x")));
+        ASSERT_TRUE(client.receive().has_value());
+        std::this_thread::sleep_for(600ms);
+        EXPECT_EQ(observed.idle.load(), 1) << "idle while a client was connected";
+    }
+    // The next period starts when the last client leaves, and fires once.
+    EXPECT_TRUE(waitFor([&] { return observed.idle.load() == 2; }));
+    std::this_thread::sleep_for(600ms);
+    EXPECT_EQ(observed.idle.load(), 2) << "fires once per idle period";
+}
+
+TEST(VarlinkLifecycle, StopsAcceptingButServesTheClientsItHas) {
+    Observed observed;
+    TestServer server({}, false, lifecycleExtras(observed, 0ms));
+    Client client(server.path());
+    ASSERT_TRUE(client.call(R"({"method":"org.example.test.StopAccepting"})"));
+    EXPECT_EQ(client.receive(), "{}");
+    // The listening socket is closed: a new client is refused (the path is left for its owner to remove).
+    EXPECT_THROW(Client late(server.path()), std::runtime_error);
+    ASSERT_TRUE(client.call(echo("still served")));
+    EXPECT_EQ(parse(client.receive()).text(), "still served");
+}
+
+TEST(VarlinkLifecycle, TellsWhenEveryCallHasBeenAnswered) {
+    Observed observed;
+    TestServer server({}, false, lifecycleExtras(observed, 0ms));
+    Client slow(server.path());
+    ASSERT_TRUE(slow.call(R"({"method":"org.example.test.Later","parameters":{"text":"late","ms":1000}})"));
+    Client stopper(server.path());
+    ASSERT_TRUE(waitFor([&] { return inFlight(stopper) == 1; }));
+    ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Drain"})"));
+    EXPECT_EQ(parse(stopper.receive()).root()["parameters"]["inFlight"].int64(), 1);
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(observed.drained.load(), 0) << "drained while a deferred call was unanswered";
+    EXPECT_EQ(parse(slow.receive()).text(), "late");
+    EXPECT_TRUE(waitFor([&] { return observed.drained.load() == 1; }));
+    // With nothing in flight it is called right away (the connections stay open).
+    ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Drain"})"));
+    EXPECT_EQ(parse(stopper.receive()).root()["parameters"]["inFlight"].int64(), 0);
+    EXPECT_EQ(observed.drained.load(), 2);
+    ASSERT_TRUE(slow.call(echo("open")));
+    EXPECT_EQ(parse(slow.receive()).text(), "open");
+}
+
+TEST(VarlinkLifecycle, CountsNoCallInFlightOnAConnectionThatClosed) {
+    Observed observed;
+    TestServer server({}, false, lifecycleExtras(observed, 0ms));
+    Client stopper(server.path());
+    {
+        Client leaving(server.path());
+        ASSERT_TRUE(
+            leaving.call(R"({"method":"org.example.test.Later","parameters":{"text":"x","ms":5000}})"));
+        ASSERT_TRUE(waitFor([&] { return inFlight(stopper) == 1; }));
+    }
+    // Its deferred call will never be answered: once the server has seen the close, nothing is in flight.
+    EXPECT_TRUE(waitFor([&] { return inFlight(stopper) == 0; }));
+    ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Drain"})"));
+    EXPECT_EQ(parse(stopper.receive()).root()["parameters"]["inFlight"].int64(), 0);
+    EXPECT_EQ(observed.drained.load(), 1);
+}
+
+} // namespace
+} // namespace svckit::varlink
