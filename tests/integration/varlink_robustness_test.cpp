@@ -1,0 +1,197 @@
+// The varlink server under clients that misbehave or push its limits: a connection over the total limit is
+// refused while the others keep working; a deferred call dropped without an answer still gets one; a
+// connected socket (Accept=yes) is served; and a client that half-writes, floods or never reads never stops
+// another client from being served.
+#include "varlink_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+
+namespace svckit::varlink {
+namespace {
+
+using namespace harness;
+using namespace std::chrono_literals;
+
+// One call's round trip, bounded.
+std::chrono::milliseconds roundTrip(Client& client, std::string_view text) {
+    auto start = std::chrono::steady_clock::now();
+    if (!client.call(echo(text)))
+        return 1h;
+    auto reply = client.receive(3000ms);
+    if (!reply || parse(reply).text() != text)
+        return 1h;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+TEST(VarlinkRobustness, RefusesAConnectionOverTheTotalLimitWhileTheOthersWork) {
+    ServerOptions options;
+    options.maxConnections = 2;
+    options.maxConnectionsPerUid = 0; // only the total limit
+    TestServer server(options);
+    Client first(server.path());
+    Client second(server.path());
+    EXPECT_LT(roundTrip(first, "1"), 3000ms);
+    EXPECT_LT(roundTrip(second, "2"), 3000ms);
+    Client third(server.path()); // connect() succeeds (the backlog), then the server closes it
+    (void)third.call(echo("3"));
+    EXPECT_TRUE(third.closedByServer());
+    EXPECT_LT(roundTrip(first, "1 again"), 3000ms);
+    EXPECT_LT(roundTrip(second, "2 again"), 3000ms);
+    { Client gone = std::move(first); }
+    std::this_thread::sleep_for(300ms); // the server sees the close
+    Client fourth(server.path());
+    EXPECT_LT(roundTrip(fourth, "4"), 3000ms);
+    Snapshot counters = server.stop();
+    EXPECT_EQ(counters.connectionsRefused, 1u);
+    EXPECT_EQ(counters.connectionsAccepted, 3u);
+}
+
+TEST(VarlinkRobustness, AnswersEcanceledForADeferredCallDroppedWithoutAnAnswer) {
+    std::vector<EventSource> timers;
+    TestServer server({}, false,
+                      Extras{.methods =
+                                 [&timers](Server&, EventLoop& loop) {
+                                     return std::vector<Method>{Method{
+                                         .name = "Drop", .handler = [&timers, &loop](Call& call) {
+                                             // The handle lives in a timer that lets it go unanswered.
+                                             auto deferred = std::make_shared<DeferredCall>(call.defer());
+                                             auto timer = loop.addTimer(
+                                                 50ms, [deferred]() mutable { deferred.reset(); });
+                                             if (timer)
+                                                 timers.push_back(std::move(*timer));
+                                         }}};
+                                 },
+                             .setup = {},
+                             .teardown = [&timers] { timers.clear(); }});
+    Client client(server.path());
+    ASSERT_TRUE(
+        client.sendRaw(std::string(R"({"method":"org.example.test.Drop"})") + '\0' + echo("after") + '\0'));
+    Reply dropped = parse(client.receive());
+    EXPECT_EQ(dropped.error(), "io.systemd.System");
+    EXPECT_EQ(dropped.root()["parameters"]["errno"].int64(), ECANCELED);
+    EXPECT_EQ(dropped.root()["parameters"]["errnoName"].string(), "ECANCELED");
+    EXPECT_EQ(parse(client.receive()).text(), "after"); // still in call order
+}
+
+TEST(VarlinkRobustness, ServesAnAlreadyConnectedSocket) {
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    UniqueFd clientEnd(pair[0]);
+    auto serverEnd = std::make_shared<UniqueFd>(pair[1]);
+    std::string served;
+    TestServer server({}, false,
+                      Extras{.methods = {},
+                             .setup =
+                                 [serverEnd, &served](Server& s, EventLoop&) {
+                                     SocketSpec spec;
+                                     spec.name = "connection";
+                                     spec.passPidfd = false;
+                                     spec.acceptFileDescriptors = false;
+                                     auto r = s.serveConnection(std::move(*serverEnd), spec);
+                                     served = r ? "" : r.error().message();
+                                 },
+                             .teardown = {}});
+    ASSERT_EQ(served, "");
+    Client client(std::move(clientEnd));
+    EXPECT_LT(roundTrip(client, "over a socketpair"), 3000ms);
+    ASSERT_TRUE(client.call(R"({"method":"org.varlink.service.GetInfo"})"));
+    EXPECT_EQ(parse(client.receive()).root()["parameters"]["product"].string(), "test");
+    // The listening socket serves others alongside it.
+    Client other(server.path());
+    EXPECT_LT(roundTrip(other, "via the listener"), 3000ms);
+    Snapshot counters = server.stop();
+    EXPECT_EQ(counters.connectionsAccepted, 2u);
+}
+
+TEST(VarlinkRobustness, ServesOthersWhileAClientHoldsAHalfWrittenMessage) {
+    TestServer server;
+    Client half(server.path());
+    std::string message = echo("completed later") + '\0';
+    ASSERT_TRUE(half.sendRaw(message.substr(0, 20)));
+    Client other(server.path());
+    for (int i = 0; i < 20; ++i)
+        ASSERT_LT(roundTrip(other, std::to_string(i)), 2000ms);
+    ASSERT_TRUE(half.sendRaw(message.substr(20)));
+    EXPECT_EQ(parse(half.receive()).text(), "completed later");
+}
+
+TEST(VarlinkRobustness, ServesOthersWhileAClientFloodsCallsWithoutReading) {
+    ServerOptions options;
+    options.outputSoftLimit = 256 * 1024;
+    TestServer server(options);
+    Client flood(server.path());
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> sent{0};
+    std::thread flooder([&] {
+        std::string batch;
+        for (int i = 0; i < 1000; ++i)
+            batch += echo("flood") + '\0';
+        int flags = ::fcntl(flood.fd(), F_GETFL);
+        (void)::fcntl(flood.fd(), F_SETFL, flags | O_NONBLOCK);
+        size_t offset = 0;
+        while (!stop) {
+            ssize_t n = ::send(flood.fd(), batch.data() + offset, batch.size() - offset, MSG_NOSIGNAL);
+            if (n > 0) {
+                sent += static_cast<uint64_t>(n);
+                offset = (offset + static_cast<size_t>(n)) % batch.size();
+            } else {
+                std::this_thread::sleep_for(1ms); // the server stopped reading: the socket buffers are full
+            }
+        }
+    });
+    std::this_thread::sleep_for(200ms);
+    Client other(server.path());
+    std::chrono::milliseconds worst{0};
+    for (int i = 0; i < 50; ++i)
+        worst = std::max(worst, roundTrip(other, std::to_string(i)));
+    stop = true;
+    flooder.join();
+    EXPECT_LT(worst, 2000ms);
+    EXPECT_GT(sent.load(), 0u);
+    // The flooder's calls were read only as far as the soft limit on its unread replies allowed (about 9000
+    // replies of 30 bytes): unchecked, the server answers hundreds of thousands in that time.
+    EXPECT_LT(server.stop().calls, 50000u);
+}
+
+TEST(VarlinkRobustness, ServesOthersWhileAClientSendsAnEndlessMessage) {
+    ServerOptions options;
+    options.maxMessageSize = 1024 * 1024;
+    TestServer server(options);
+    Client endless(server.path());
+    std::atomic<bool> closed{false};
+    std::thread writer([&] {
+        std::string chunk(64 * 1024, ' ');
+        for (int i = 0; i < 64 && endless.sendRaw(chunk); ++i) {
+        }
+        closed = endless.closedByServer();
+    });
+    Client other(server.path());
+    for (int i = 0; i < 20; ++i)
+        ASSERT_LT(roundTrip(other, std::to_string(i)), 2000ms);
+    writer.join();
+    EXPECT_TRUE(closed.load());
+    EXPECT_EQ(server.stop().protocolErrors, 1u);
+}
+
+TEST(VarlinkRobustness, ClosesAStreamThatIsNeverReadAndServesOthers) {
+    ServerOptions options;
+    options.outputSoftLimit = 64 * 1024;
+    options.outputHardLimit = 1024 * 1024;
+    TestServer server(options);
+    Client stuck(server.path());
+    int small = 4096;
+    ::setsockopt(stuck.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    // One call whose replies (about 3 MB) pass the hard limit at once.
+    ASSERT_TRUE(stuck.call(R"({"method":"org.example.test.Count","parameters":{"n":100000},"more":true})"));
+    Client other(server.path());
+    EXPECT_LT(roundTrip(other, "served"), 2000ms);
+    // Closed when the replies were queued, before anything was read (a client that read them all would wait
+    // here in vain).
+    EXPECT_TRUE(stuck.drainUntilClosed());
+    EXPECT_EQ(server.stop().overflowCloses, 1u);
+}
+
+} // namespace
+} // namespace svckit::varlink
