@@ -148,6 +148,9 @@ public:
 
     [[nodiscard]] bool closed() const noexcept { return closed_; }
     [[nodiscard]] uid_t uid() const noexcept { return peer_.uid; }
+    // Calls that have not had their final reply yet (deferred ones), and replies not yet sent.
+    [[nodiscard]] size_t unfinishedCalls() const noexcept { return slots_.size(); }
+    [[nodiscard]] size_t unsentBytes() const noexcept { return pendingOutput(); }
     bool dirty = false;
 
 private:
@@ -856,6 +859,18 @@ Result<void> Server::serveConnection(UniqueFd connectedFd, SocketSpec spec) {
 const ServerCounters& Server::counters() const noexcept {
     return impl_->counters_;
 }
+void Server::stopAccepting() noexcept {
+    for (auto& listener : impl_->listeners_)
+        listener->source.reset();
+}
+
+size_t Server::pendingCalls() const noexcept {
+    size_t pending = 0;
+    for (const auto& [connection, owned] : impl_->connections_)
+        pending += connection->unfinishedCalls() + (connection->unsentBytes() > 0 ? 1 : 0);
+    return pending;
+}
+
 size_t Server::connectionCount() const noexcept {
     return impl_->connections_.size();
 }

@@ -229,6 +229,11 @@ public:
     // Serves one already-connected socket (Accept=yes), checked with checkAcceptedSocket.
     [[nodiscard]] Result<void> serveConnection(UniqueFd connectedFd, SocketSpec spec);
 
+    // Stops accepting connections on every listening socket (for a graceful stop); served connections go on.
+    void stopAccepting() noexcept;
+    // Calls still waiting for their final reply (deferred), plus connections with replies not yet sent.
+    [[nodiscard]] size_t pendingCalls() const noexcept;
+
     [[nodiscard]] const ServerCounters& counters() const noexcept;
     [[nodiscard]] size_t connectionCount() const noexcept;
 
