@@ -60,14 +60,28 @@ struct Service::Runtime {
 Service::Service(ServiceSpec spec) : spec_(std::move(spec)) {}
 Service::~Service() = default;
 
-Result<void> Service::addVarlink(varlink::Interface interface) {
+void Service::addVarlink(varlink::Interface interface) {
+    std::optional<Error> error;
     if (runtime_)
-        return fail(EBUSY, "Interfaces must be added before the service runs");
+        error = Error(EBUSY, "Interfaces must be added before the service runs");
     for (const auto& existing : interfaces_)
-        if (existing.name == interface.name)
-            return fail(EEXIST, "Interface '{}' is declared twice", interface.name);
+        if (!error && existing.name == interface.name)
+            error = Error(EEXIST, std::format("Interface '{}' is declared twice", interface.name));
+    if (error) {
+        if (!setupError_)
+            setupError_ = std::move(error);
+        return;
+    }
     interfaces_.push_back(std::move(interface));
-    return {};
+}
+
+void Service::addVarlink(Result<varlink::Interface> interface) {
+    if (!interface) {
+        if (!setupError_)
+            setupError_ = interface.error();
+        return;
+    }
+    addVarlink(std::move(*interface));
 }
 
 EventLoop& Service::loop() {
@@ -178,6 +192,8 @@ Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& option
 Result<int> Service::run(const RunOptions& options) {
     if (runtime_)
         return fail(EBUSY, "The service is already running");
+    if (setupError_)
+        return std::unexpected(setupError_->withContext("The service's declaration failed"));
     auto sockets = acquire(options);
     if (!sockets)
         return std::unexpected(sockets.error());

@@ -6,8 +6,10 @@
 //   FIXTURE_EXIT_ON_IDLE_MS exit-on-idle
 //   FIXTURE_WORKERS         worker processes
 //   FIXTURE_FAIL_START=1    start() fails
+//   FIXTURE_MISSPELT=1      the constructor guards a method that does not exist
 // Interface io.svckit.test.Fixture: Pid() -> (pid) answers with the serving process's pid; Later(ms) answers
 // after ms milliseconds from a timer (an in-flight call for graceful-stop tests).
+#include <svckit/authorization.hpp>
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>
 
@@ -52,15 +54,20 @@ method Later(ms: int) -> ()
 class Fixture : public Service {
 public:
     Fixture() : Service(fixtureSpec()) {
-        (void)addVarlink(varlink::Interface{
-            .name = "io.svckit.test.Fixture",
-            .description = std::string(description),
-            .methods = {{.name = "Pid",
-                         .handler =
-                             [](varlink::Call& call) {
-                                 (void)call.reply([](varlink::JsonWriter& w) { w.field("pid", ::getpid()); });
-                             }},
-                        {.name = "Later", .handler = [this](varlink::Call& call) { later(call); }}}});
+        varlink::Interface interface {
+            .name = "io.svckit.test.Fixture", .description = std::string(description), .methods = {
+                {.name = "Pid",
+                 .handler =
+                     [](varlink::Call& call) {
+                         (void)call.reply([](varlink::JsonWriter& w) { w.field("pid", ::getpid()); });
+                     }},
+                {.name = "Later", .handler = [this](varlink::Call& call) { later(call); }}
+            }
+        };
+        if (env("FIXTURE_MISSPELT") == "1")
+            addVarlink(varlink::restrict(std::move(interface), "Pdi", Policy::rootOnly()));
+        else
+            addVarlink(std::move(interface));
     }
 
 protected:

@@ -349,6 +349,13 @@ TEST_F(ServiceLifecycle, FailingStartStopsTheServiceWithItsError) {
     EXPECT_NE(p.err().find("start() refused as asked"), std::string::npos) << p.err();
 }
 
+TEST_F(ServiceLifecycle, ADeclarationErrorInTheConstructorRefusesToRun) {
+    Process p(dir, {.env = {socketEnv(), {"FIXTURE_MISSPELT", "1"}}});
+    EXPECT_EQ(p.wait(), 1);
+    EXPECT_NE(p.err().find("has no method 'Pdi' to restrict"), std::string::npos) << p.err();
+    EXPECT_FALSE(std::filesystem::exists(socketPath())) << "it bound its socket anyway";
+}
+
 TEST_F(ServiceLifecycle, SigtermFinishesInFlightCallsThenExitsZero) {
     NotifySocket notify(dir.path() + "/notify");
     Process p(dir, {.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}});

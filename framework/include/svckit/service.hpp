@@ -12,7 +12,7 @@
 //
 //   class Calc : public svckit::Service {
 //   public:
-//       Calc() : Service(spec()) { (void)addVarlink(handlers_.interface()); }
+//       Calc() : Service(spec()) { addVarlink(interface()); }   // T also derives from the generated Server
 //       ...
 //   };
 //   int main(int argc, char** argv) { return svckit::run<Calc>(argc, argv); }
@@ -75,8 +75,11 @@ public:
 
     [[nodiscard]] const ServiceSpec& spec() const noexcept { return spec_; }
 
-    // Declares a varlink interface, served on every varlink socket of the spec (call before run()).
-    [[nodiscard]] Result<void> addVarlink(varlink::Interface interface);
+    // Declares a varlink interface, served on every varlink socket of the spec (in the constructor). A
+    // failure (an interface declared twice, or an error from building it: varlink::restrict(), ...) is kept,
+    // and run() refuses to start with it, so a declaration error in a constructor cannot go unnoticed.
+    void addVarlink(varlink::Interface interface);
+    void addVarlink(Result<varlink::Interface> interface);
 
     // The whole lifecycle; returns the exit code (0 after a graceful stop or exit-on-idle).
     [[nodiscard]] Result<int> run(const RunOptions& options = {});
@@ -106,6 +109,7 @@ private:
 
     ServiceSpec spec_;
     std::vector<varlink::Interface> interfaces_;
+    std::optional<Error> setupError_;
     std::unique_ptr<Runtime> runtime_;
 };
 
