@@ -285,6 +285,14 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
         rt.idleTimer = std::move(*timer);
     }
 
+    if (rt.notify) {
+        std::string where;
+        for (const Acquired& a : sockets)
+            where += std::format("{}{} ({}{})", where.empty() ? "" : ", ",
+                                 a.spec.address.empty() ? "?" : a.spec.address, a.spec.name,
+                                 a.connected ? ", one connection" : "");
+        logInfo("{} {}: serving varlink on {}", spec_.name, spec_.version, where);
+    }
     notify(rt.notify, std::format("READY=1\nSTATUS=Serving {} socket{}", sockets.size(),
                                   sockets.size() == 1 ? "" : "s"));
     auto code = rt.loop.run();
