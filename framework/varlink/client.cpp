@@ -79,8 +79,9 @@ Client Client::adopt(UniqueFd connected) {
 Result<void> Client::send(std::string_view method, std::string_view parametersJson, CallFlags flags,
                           std::span<const int> fds) {
     size_t start = parametersJson.find_first_not_of(" \t\r\n");
-    if (start != std::string_view::npos && parametersJson[start] != '{')
-        return fail(EINVAL, "The parameters of a call to {} are not a JSON object", method);
+    if (start != std::string_view::npos && parametersJson[start] != '{' &&
+        !parametersJson.substr(start).starts_with("null"))
+        return fail(EINVAL, "The parameters of a call to {} are not a JSON object (nor null)", method);
     if (std::memchr(parametersJson.data(), 0, parametersJson.size()))
         return fail(EINVAL, "The parameters of a call to {} contain a NUL byte", method);
     if (auto ok = startCall(method, flags); !ok)

@@ -56,9 +56,9 @@ public:
     Client& operator=(const Client&) = delete;
     ~Client() = default;
 
-    // Sends one call. parametersJson is a serialized JSON object, or empty for none; fds go with it as
-    // SCM_RIGHTS. EINVAL for more than one flag set or parameters that are not an object; EPIPE or ECONNRESET
-    // when the server has closed the connection.
+    // Sends one call. parametersJson is a serialized JSON object, or empty (or null) for none; fds go with it
+    // as SCM_RIGHTS. EINVAL for more than one flag set or parameters that are not an object; EPIPE or
+    // ECONNRESET when the server has closed the connection.
     [[nodiscard]] Result<void> send(std::string_view method, std::string_view parametersJson,
                                     CallFlags flags = {}, std::span<const int> fds = {});
     // Sends one call whose parameters' members are written by `write`: `[&](JsonWriter& w) { ... }` —
