@@ -1,8 +1,10 @@
 // svckit-example-bench — the org.example.bench interface on svckit's varlink engine, for benchmarks against
-// sd-varlink and the no-JSON floor (bench/varlink). Written on the engine's dynamic JSON API; it moves to
-// generated typed bindings when those exist.
+// sd-varlink and the no-JSON floor (bench/varlink). Written on the C++ bindings generated from
+// org.example.bench.varlink (tools/varlink-codegen): parameters arrive decoded and validated.
 //
 //   svckit-example-bench [PATH]   socket-activated (fd named "varlink"), or binds PATH itself
+#include "org.example.bench.varlink.hpp"
+
 #include <svckit/activation.hpp>
 #include <svckit/event_loop.hpp>
 #include <svckit/log.hpp>
@@ -12,72 +14,42 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
-#include <string_view>
 
 namespace {
 
 using namespace svckit;
-using varlink::Call;
-using varlink::JsonWriter;
+namespace bench = org::example::bench;
+using varlink::MethodContext;
+using varlink::Reply;
 
-constexpr std::string_view interfaceDescription = R"(interface org.example.bench
-
-# returns text unchanged
-method Echo(text: string) -> (text: string)
-
-# signed 64-bit; overflow is the Overflow error
-method Add(a: int, b: int) -> (sum: int)
-
-# requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last
-method Count(n: int) -> (i: int)
-
-error Overflow()
-)";
-
-void echo(Call& call) {
-    auto text = call.parameters()["text"].string();
-    if (!text) {
-        (void)call.invalidParameter("text");
-        return;
+class BenchService final : public bench::Server {
+public:
+    Reply<bench::EchoOut> Echo(bench::EchoIn in, MethodContext<bench::EchoOut>&) override {
+        return bench::EchoOut{.text = std::move(in.text)};
     }
-    (void)call.reply([&](JsonWriter& w) { w.field("text", *text); });
-}
 
-void add(Call& call) {
-    auto a = call.parameters()["a"].int64();
-    if (!a) {
-        (void)call.invalidParameter("a");
-        return;
+    Reply<bench::AddOut> Add(bench::AddIn in, MethodContext<bench::AddOut>&) override {
+        int64_t sum = 0;
+        if (__builtin_add_overflow(in.a, in.b, &sum))
+            return bench::Overflow{};
+        return bench::AddOut{.sum = sum};
     }
-    auto b = call.parameters()["b"].int64();
-    if (!b) {
-        (void)call.invalidParameter("b");
-        return;
-    }
-    int64_t sum = 0;
-    if (__builtin_add_overflow(*a, *b, &sum)) {
-        (void)call.error("org.example.bench.Overflow", [](JsonWriter&) {});
-        return;
-    }
-    (void)call.reply([&](JsonWriter& w) { w.field("sum", sum); });
-}
 
-void count(Call& call) {
-    auto n = call.parameters()["n"].int64();
-    if (!n || *n < 1) {
-        (void)call.invalidParameter("n");
-        return;
+    Reply<bench::CountOut> Count(bench::CountIn in, MethodContext<bench::CountOut>& ctx) override {
+        if (in.n < 1)
+            return varlink::ErrorReply::invalidParameter("n");
+        for (int64_t i = 0; i + 1 < in.n; ++i)
+            (void)ctx.send({.i = i});
+        return bench::CountOut{.i = in.n - 1};
     }
-    for (int64_t i = 0; i + 1 < *n; ++i)
-        (void)call.replyContinues([&](JsonWriter& w) { w.field("i", i); });
-    (void)call.reply([&](JsonWriter& w) { w.field("i", *n - 1); });
-}
+};
 
 Result<int> run(int argc, char** argv) {
     SocketSpec spec{.name = "varlink",
                     .address = argc > 1 ? argv[argc - 1] : "/run/svckit-example-bench.sock",
                     .passPidfd = true,
                     .acceptFileDescriptors = false};
+    BenchService service; // declared before the server, which holds handlers bound to it
     auto loop = EventLoop::create();
     if (!loop)
         return std::unexpected(loop.error());
@@ -86,13 +58,7 @@ Result<int> run(int argc, char** argv) {
         {.info = {.vendor = "svckit", .product = "svckit-example-bench", .version = "0.1.0", .url = ""}});
     if (!server)
         return std::unexpected(server.error());
-    if (auto ok =
-            server->addInterface({.name = "org.example.bench",
-                                  .description = std::string(interfaceDescription),
-                                  .methods = {{.name = "Echo", .handler = echo},
-                                              {.name = "Add", .handler = add},
-                                              {.name = "Count", .handler = count, .requiresMore = true}}});
-        !ok)
+    if (auto ok = server->addInterface(service.interface({.acceptFds = {}, .requireMore = {"Count"}})); !ok)
         return std::unexpected(ok.error());
 
     auto activation = Activation::fromEnvironment();

@@ -47,6 +47,19 @@ Result<JsonDocument> JsonDocument::parse(std::string_view text) {
     return JsonDocument(doc);
 }
 
+Result<JsonValue> JsonValue::parse(std::string_view json) {
+    auto document = JsonDocument::parse(json);
+    if (!document)
+        return std::unexpected(document.error());
+    return from(document->root());
+}
+
+JsonValue JsonValue::from(JsonView view) {
+    std::string json;
+    JsonWriter(json).value(view);
+    return JsonValue(std::move(json));
+}
+
 JsonDocument& JsonDocument::operator=(JsonDocument&& other) noexcept {
     if (this != &other) {
         yyjson_doc_free(doc_);

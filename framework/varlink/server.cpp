@@ -232,6 +232,9 @@ public:
     [[nodiscard]] bool drained() const noexcept {
         return outBegin_ == out_.size() && slots_.empty() && deferredCount_ == 0 && !upgradeHandler_;
     }
+    // Calls that have not had their final reply yet (deferred ones), and replies not yet sent.
+    [[nodiscard]] size_t unfinishedCalls() const noexcept { return slots_.size(); }
+    [[nodiscard]] size_t unsentBytes() const noexcept { return pendingOutput(); }
     bool dirty = false;
 
 private:
@@ -300,7 +303,7 @@ public:
     void onAccept(size_t listenerIndex);
     void onPost();
     void closed(detail::Connection& connection);
-    void stopAccepting();
+    void stopAccepting() noexcept;
     Result<void> setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle);
     void onIdleTimer();
     void armIdleTimer();
@@ -1039,7 +1042,7 @@ void ServerImpl::onPost() {
         checkDrained();
 }
 
-void ServerImpl::stopAccepting() {
+void ServerImpl::stopAccepting() noexcept {
     listeners_.clear(); // each source leaves the loop, each fd is closed
 }
 
@@ -1175,7 +1178,7 @@ Result<void> Server::serveConnection(UniqueFd connectedFd, SocketSpec spec) {
     return impl_->addConnection(std::move(connectedFd), spec);
 }
 
-void Server::stopAccepting() {
+void Server::stopAccepting() noexcept {
     impl_->stopAccepting();
 }
 
@@ -1190,6 +1193,13 @@ void Server::whenDrained(std::function<void()> onDrained) {
 const ServerCounters& Server::counters() const noexcept {
     return impl_->counters_;
 }
+size_t Server::pendingCalls() const noexcept {
+    size_t pending = 0;
+    for (const auto& [connection, owned] : impl_->connections_)
+        pending += connection->unfinishedCalls() + (connection->unsentBytes() > 0 ? 1 : 0);
+    return pending;
+}
+
 size_t Server::connectionCount() const noexcept {
     return impl_->connections_.size();
 }

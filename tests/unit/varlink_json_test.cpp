@@ -151,5 +151,25 @@ TEST(JsonDocument, RejectsMalformedInput) {
     EXPECT_EQ(JsonDocument::parse("[1,]").error().code(), EBADMSG);
 }
 
+TEST(JsonValue, KeepsAValueCompactedAndWritesItBack) {
+    EXPECT_EQ(JsonValue().json(), "{}");
+    auto value = JsonValue::parse(R"( { "a" : [1, 2.5, "x"], "b": {"c": null} } )");
+    ASSERT_TRUE(value) << value.error().message();
+    EXPECT_EQ(value->json(), R"({"a":[1,2.5,"x"],"b":{"c":null}})");
+    std::string out;
+    JsonWriter w(out);
+    w.beginObject();
+    w.field("v", *value);
+    w.field("n", 1);
+    w.endObject();
+    EXPECT_EQ(out, R"({"v":{"a":[1,2.5,"x"],"b":{"c":null}},"n":1})");
+    auto document = value->document();
+    ASSERT_TRUE(document);
+    EXPECT_EQ(document->root()["a"].at(2).string(), "x");
+    EXPECT_EQ(JsonValue::from(document->root()["b"]), *JsonValue::parse(R"({"c":null})"));
+    EXPECT_EQ(JsonValue::from(JsonView()).json(), "null");
+    EXPECT_EQ(JsonValue::parse("{").error().code(), EBADMSG);
+}
+
 } // namespace
 } // namespace svckit::varlink

@@ -274,9 +274,10 @@ public:
     // Serves one already-connected socket (Accept=yes), checked with checkAcceptedSocket.
     [[nodiscard]] Result<void> serveConnection(UniqueFd connectedFd, SocketSpec spec);
 
-    // Removes the listening sockets from the loop and closes them (socket activation: systemd keeps its copy
-    // and queues new connections for the next start); connections already accepted are still served.
-    void stopAccepting();
+    // Stops accepting: removes the listening sockets from the loop and closes them (socket activation:
+    // systemd keeps its copy and queues new clients for the next start; a socket of its own refuses them at
+    // once); connections already accepted are still served.
+    void stopAccepting() noexcept;
     // Calls `onIdle` each time the server has had no connection for `after` (the timer starts when the count
     // drops to zero, or now if it is zero, and stops when a connection arrives; a connection waiting in a
     // listening socket's queue postpones it). For exit-on-idle. An empty function removes the callback.
@@ -285,6 +286,8 @@ public:
     // been written: right away if that is so now, otherwise from the loop. For a graceful stop, after
     // stopAccepting(). Connections stay open; calls that arrive meanwhile are served and waited for too.
     void whenDrained(std::function<void()> onDrained);
+    // Calls still waiting for their final reply (deferred), plus connections with replies not yet sent.
+    [[nodiscard]] size_t pendingCalls() const noexcept;
 
     [[nodiscard]] const ServerCounters& counters() const noexcept;
     [[nodiscard]] size_t connectionCount() const noexcept;

@@ -1,6 +1,7 @@
 // svckit/varlink_json.hpp — the JSON side of svckit's varlink engine: JsonView, a read-only view of a parsed
 // yyjson value (what a method handler gets as its parameters), JsonDocument, an owned parsed document, and
-// JsonWriter, the small appending writer replies are written with.
+// JsonWriter, the small appending writer replies are written with, and JsonValue, an owned JSON value (what a
+// varlink `object` field becomes in generated code).
 //
 // The writer appends straight into a caller's (reused) std::string and places commas itself, so a handler
 // writes `w.field("text", s)` and never builds a DOM. Strings are escaped as RFC 8259 requires (a NUL becomes
@@ -124,6 +125,25 @@ private:
     yyjson_doc* doc_ = nullptr;
 };
 
+// An owned JSON value, kept serialized (compact, as JsonWriter writes it). What varlink's `object` (and
+// `any`) fields are in generated C++ structs; read it with document(). Default: an empty object.
+class JsonValue {
+public:
+    JsonValue() = default;
+    // Validates the text (EBADMSG when it is not one JSON value) and keeps it compacted.
+    [[nodiscard]] static Result<JsonValue> parse(std::string_view json);
+    // A copy of a parsed value (a missing view becomes null).
+    [[nodiscard]] static JsonValue from(JsonView view);
+
+    [[nodiscard]] const std::string& json() const noexcept { return json_; }
+    [[nodiscard]] Result<JsonDocument> document() const { return JsonDocument::parse(json_); }
+    bool operator==(const JsonValue&) const = default;
+
+private:
+    explicit JsonValue(std::string json) noexcept : json_(std::move(json)) {}
+    std::string json_ = "{}";
+};
+
 // Appends JSON to a std::string. Commas are placed automatically: after a value or a closed container, the
 // next key or value is preceded by one. The writer does not check that keys and values alternate correctly.
 class JsonWriter {
@@ -180,6 +200,7 @@ public:
     }
     // Copies a parsed value (with its whole subtree); a missing view is written as null.
     void value(JsonView view);
+    void value(const JsonValue& json) { rawValue(json.json()); }
     void null() {
         separate();
         out_.append("null");

@@ -1,15 +1,15 @@
-// svckit-example-identity — a minimal socket-activated service that answers every caller with the identity it
-// saw: uid, gid, pid, pidfd and the process facts read through the pidfd, plus the socket options the service
-// found applied on the listening and on the accepted socket.
+// svckit-example-peercred — the activation, verification and identity layers on their own, without the varlink
+// engine or the Service class: a socket-activated service that answers every caller with the identity it saw
+// (uid, gid, pid, pidfd and the process facts read through the pidfd) plus the socket options it found applied
+// on the listening and on the accepted socket. svckit-example-identity is the same idea as a varlink service;
+// this one also shows per-message identity on SOCK_SEQPACKET (SCM_CREDENTIALS + SCM_PIDFD).
 //
-// Sockets (see units/svckit-example-identity*.socket):
-//   identity            stream, Accept=no:  send any request; the reply is one JSON line, then the connection
-//   closes identity-seqpacket  seqpacket:          every message is answered with the identity of *that
-//   message's* sender
-//                                           (SCM_CREDENTIALS + SCM_PIDFD); the connection stays open
+// Sockets (see units/svckit-example-peercred*.socket):
+//   identity            stream, Accept=no: send any request; one JSON line comes back, then the connection closes
+//   identity-seqpacket  seqpacket: every message is answered with the identity of that message's sender; the
+//                       connection stays open
 //   identity-accept     stream, Accept=yes: one service instance per connection, answering like `identity`
-// Flags: --check (verify the activated sockets and exit), --repair (fix option mismatches instead of
-// refusing).
+// Flags: --check (verify the activated sockets and exit), --repair (fix option mismatches instead of refusing).
 #include <svckit/activation.hpp>
 #include <svckit/identity.hpp>
 #include <svckit/log.hpp>
@@ -38,19 +38,19 @@ using namespace svckit;
 std::vector<SocketSpec> socketSpecs() {
     return {
         SocketSpec{.name = "identity",
-                   .address = "/run/svckit-example-identity.sock",
+                   .address = "/run/svckit-example-peercred.sock",
                    .type = SocketType::Stream,
                    .passCredentials = true,
                    .passPidfd = true,
                    .acceptFileDescriptors = false},
         SocketSpec{.name = "identity-seqpacket",
-                   .address = "/run/svckit-example-identity.seqpacket",
+                   .address = "/run/svckit-example-peercred.seqpacket",
                    .type = SocketType::SeqPacket,
                    .passCredentials = true,
                    .passPidfd = true,
                    .acceptFileDescriptors = false},
         SocketSpec{.name = "identity-accept",
-                   .address = "/run/svckit-example-identity-accept.sock",
+                   .address = "/run/svckit-example-peercred-accept.sock",
                    .type = SocketType::Stream,
                    .accept = true,
                    .passCredentials = true,
@@ -290,7 +290,7 @@ private:
 };
 
 void usage() {
-    std::fputs("Usage: svckit-example-identity [--check] [--repair]\n"
+    std::fputs("Usage: svckit-example-peercred [--check] [--repair]\n"
                "Answers each caller with the identity it saw. Socket-activated by its units, or binds its\n"
                "sockets itself when started without LISTEN_FDS.\n"
                "  --check   verify the activated sockets against the service's socket specs and exit\n"

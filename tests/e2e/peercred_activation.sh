@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end: the identity example socket-activated by a real systemd >= 258, booted as PID 1 in the dev root's
 # container, called by real clients in their own units (systemd-run), checked from outside.
-#   tests/e2e/systemd_activation.sh [BUILD_DIR]   (BUILD_DIR: built in the dev root with --prefix=/usr; default build/root)
+#   tests/e2e/peercred_activation.sh [BUILD_DIR]   (BUILD_DIR: built in the dev root with --prefix=/usr; default build/root)
 set -u
 cd "$(dirname "$0")/../.."
 build=${1:-build/root}
-check_name=e2e_systemd_activation
+check_name=e2e_peercred_activation
 . tests/lib/check.sh
 
 name=svckit-e2e-$$
@@ -13,11 +13,11 @@ dev/root boot "$name" || { echo "$check_name: 0 passed, 1 failed"; exit 1; }
 trap 'dev/root stop "$name"' EXIT
 c() { dev/root exec "$name" "$@"; }
 # A client in a unit of its own, as a real caller would be; its stdout is ours.
-call() { c systemd-run --quiet --wait --pipe --collect --service-type=exec /usr/bin/svckit-example-identity-client "$@"; }
+call() { c systemd-run --quiet --wait --pipe --collect --service-type=exec /usr/bin/svckit-example-peercred-client "$@"; }
 
-stream=/run/svckit-example-identity.sock
-seqpacket=/run/svckit-example-identity.seqpacket
-accept=/run/svckit-example-identity-accept.sock
+stream=/run/svckit-example-peercred.sock
+seqpacket=/run/svckit-example-peercred.seqpacket
+accept=/run/svckit-example-peercred-accept.sock
 options='{"SO_PASSCRED":1,"SO_PASSPIDFD":1,"SO_PASSRIGHTS":0}'
 
 version=$(c systemctl --version | awk 'NR==1 {print $2}')
@@ -31,10 +31,10 @@ for unit in units/*.socket units/*.service; do
 done
 
 c systemctl daemon-reload
-check "the sockets start" c systemctl start svckit-example-identity.socket svckit-example-identity-seqpacket.socket \
-    svckit-example-identity-accept.socket
+check "the sockets start" c systemctl start svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket \
+    svckit-example-peercred-accept.socket
 equals "the service is not running before the first connection" \
-    "$(c systemctl is-active svckit-example-identity.service)" inactive
+    "$(c systemctl is-active svckit-example-peercred.service)" inactive
 
 # --- Accept=no, stream
 out=$(call --verify-self "$stream" 2>&1)
@@ -42,7 +42,7 @@ contains "stream: the service reports the calling process's pid, uid, gid and cg
 contains "stream: the listening fd had SO_PASSCRED=1 SO_PASSPIDFD=1 SO_PASSRIGHTS=0" "$out" "\"listener\":$options"
 contains "stream: the accepted fd had SO_PASSCRED=1 SO_PASSPIDFD=1 SO_PASSRIGHTS=0" "$out" "\"connection\":$options"
 contains "stream: the caller's unit is read through its pidfd" "$out" '"unit":"run-'
-equals "the first connection activated the service" "$(c systemctl is-active svckit-example-identity.service)" active
+equals "the first connection activated the service" "$(c systemctl is-active svckit-example-peercred.service)" active
 
 # --- seqpacket: identity per message
 out=$(call --seqpacket --count 3 --verify-self "$seqpacket" 2>&1)
@@ -62,29 +62,29 @@ out=$(call --verify-self "$accept" 2>&1)
 contains "Accept=yes: the instance reports the calling process" "$out" "verify-self: ok"
 contains "Accept=yes: the connected fd had the unit's options" "$out" "\"connection\":$options"
 check "Accept=yes: the connection ran in a per-connection instance" \
-    c sh -c "journalctl -b --no-pager -o cat -u 'svckit-example-identity-accept@*' | grep -q 'Serving 0 listening socket(s), 1 connection(s)'"
+    c sh -c "journalctl -b --no-pager -o cat -u 'svckit-example-peercred-accept@*' | grep -q 'Serving 0 listening socket(s), 1 connection(s)'"
 
 # --- a .socket without PassPIDFD=yes: the service refuses to start and says which line to add
-c systemctl stop svckit-example-identity.service svckit-example-identity.socket svckit-example-identity-seqpacket.socket
-c sh -c 'mkdir -p /run/systemd/system/svckit-example-identity.socket.d &&
-    printf "[Socket]\nPassPIDFD=no\n" >/run/systemd/system/svckit-example-identity.socket.d/50-no-pidfd.conf &&
+c systemctl stop svckit-example-peercred.service svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket
+c sh -c 'mkdir -p /run/systemd/system/svckit-example-peercred.socket.d &&
+    printf "[Socket]\nPassPIDFD=no\n" >/run/systemd/system/svckit-example-peercred.socket.d/50-no-pidfd.conf &&
     systemctl daemon-reload && systemctl reset-failed'
-check "the sockets start without PassPIDFD" c systemctl start svckit-example-identity.socket svckit-example-identity-seqpacket.socket
+check "the sockets start without PassPIDFD" c systemctl start svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket
 out=$(call --timeout 5 "$stream" 2>&1)
 rc=$?
 lacks "the caller gets no identity from a misconfigured service" "$out" '"via"'
 check "its connection is dropped (reset or no reply), not answered" \
     bash -c '[ "$1" -ne 0 ] && grep -qE "Failed to read the reply|without a reply|No reply" <<<"$2"' _ "$rc" "$out"
-check "the service failed" wait_for 15 c systemctl is-failed --quiet svckit-example-identity.service
-journal=$(c journalctl -b --no-pager -o cat -u svckit-example-identity.service)
+check "the service failed" wait_for 15 c systemctl is-failed --quiet svckit-example-peercred.service
+journal=$(c journalctl -b --no-pager -o cat -u svckit-example-peercred.service)
 contains "the journal names the missing line PassPIDFD=yes" "$journal" "add 'PassPIDFD=yes'"
 contains "the journal says which systemd has it" "$journal" "258"
-status=$(c systemctl status --no-pager -l svckit-example-identity.service 2>&1)
+status=$(c systemctl status --no-pager -l svckit-example-peercred.service 2>&1)
 contains "systemctl status shows it too" "$status" "PassPIDFD=yes"
 
 # --- and recovers when the unit is fixed
-c sh -c 'rm -r /run/systemd/system/svckit-example-identity.socket.d && systemctl daemon-reload &&
-    systemctl reset-failed && systemctl restart svckit-example-identity.socket svckit-example-identity-seqpacket.socket'
+c sh -c 'rm -r /run/systemd/system/svckit-example-peercred.socket.d && systemctl daemon-reload &&
+    systemctl reset-failed && systemctl restart svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket'
 out=$(call --verify-self "$stream" 2>&1)
 contains "with the unit fixed the service is activated again" "$out" "verify-self: ok"
 

@@ -1,6 +1,6 @@
-// svckit-example-identity-client — calls svckit-example-identity and prints the identity the service saw.
+// svckit-example-peercred-client — calls svckit-example-peercred and prints the identity the service saw.
 //
-//   svckit-example-identity-client [--seqpacket] [--send-fd] [--verify-self] [--count N] [--timeout S] PATH
+//   svckit-example-peercred-client [--seqpacket] [--send-fd] [--verify-self] [--count N] [--timeout S] PATH
 //
 // --send-fd attaches a file descriptor (SCM_RIGHTS) to the request: on a socket with AcceptFileDescriptors=no
 // the kernel refuses the send with EPERM, which is printed as "send-fd: EPERM" before the request is sent
@@ -150,7 +150,7 @@ int verifySelf(const std::string& reply) {
 }
 
 int usage(FILE* out, int status) {
-    std::fputs("Usage: svckit-example-identity-client [--seqpacket] [--send-fd] [--verify-self] [--count N]\n"
+    std::fputs("Usage: svckit-example-peercred-client [--seqpacket] [--send-fd] [--verify-self] [--count N]\n"
                "                                      [--timeout S] PATH\n",
                out);
     return status;

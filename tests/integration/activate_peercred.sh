@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The identity example under `svckit activate`, without systemd: the same scenarios as the end-to-end test under
-# a real systemd (tests/e2e/systemd_activation.sh), with the repository's own unit files.
-#   activate_identity.sh SVCKIT EXAMPLE CLIENT UNITS_DIR
+# a real systemd (tests/e2e/peercred_activation.sh), with the repository's own unit files.
+#   activate_peercred.sh SVCKIT EXAMPLE CLIENT UNITS_DIR
 set -u
 svckit=$1 example=$2 client=$3 units=$4
-check_name=activate_identity
+check_name=activate_peercred
 . "$(dirname "$0")/../lib/check.sh"
 
 if ! [ -w /run ]; then
@@ -12,9 +12,9 @@ if ! [ -w /run ]; then
     exit 77
 fi
 
-stream=/run/svckit-example-identity.sock
-seqpacket=/run/svckit-example-identity.seqpacket
-accept=/run/svckit-example-identity-accept.sock
+stream=/run/svckit-example-peercred.sock
+seqpacket=/run/svckit-example-peercred.seqpacket
+accept=/run/svckit-example-peercred-accept.sock
 options='{"SO_PASSCRED":1,"SO_PASSPIDFD":1,"SO_PASSRIGHTS":0}'
 log=$(mktemp)
 trap 'kill $(jobs -p) 2>/dev/null; rm -f "$log"' EXIT
@@ -25,8 +25,8 @@ start() { # start LOG ENV... -- ARGS: runs svckit activate in the background
 }
 
 # --- Accept=no, two sockets, strict verification passes
-start env "$svckit" activate --socket "$units/svckit-example-identity.socket" \
-    --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example"
+start env "$svckit" activate --socket "$units/svckit-example-peercred.socket" \
+    --socket "$units/svckit-example-peercred-seqpacket.socket" -- "$example"
 # The socket files appear before the options are set (as under systemd); the log line comes after.
 wait_for 10 grep -q 'listening on' "$log" || flunk "svckit activate listens" "$(cat "$log")"
 out=$("$client" --verify-self "$stream" 2>&1)
@@ -48,7 +48,7 @@ wait $pid
 equals "SIGTERM stops the service with status 0" "$?" 0
 
 # --- Accept=yes: one instance per connection
-start "$svckit" activate --socket "$units/svckit-example-identity-accept.socket" -- "$example"
+start "$svckit" activate --socket "$units/svckit-example-peercred-accept.socket" -- "$example"
 wait_for 10 grep -q 'listening on' "$log" || flunk "svckit activate listens (Accept=yes)" "$(cat "$log")"
 out1=$("$client" --verify-self "$accept" 2>&1)
 out2=$("$client" --verify-self "$accept" 2>&1)
@@ -59,8 +59,8 @@ kill -TERM $pid
 wait $pid
 
 # --- a socket without the promised options: strict refuses, naming the unit lines; repair fixes and warns
-out=$(SVCKIT_ACTIVATE_SKIP_OPTIONS=1 timeout 20 "$svckit" activate --socket "$units/svckit-example-identity.socket" \
-    --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example" 2>&1)
+out=$(SVCKIT_ACTIVATE_SKIP_OPTIONS=1 timeout 20 "$svckit" activate --socket "$units/svckit-example-peercred.socket" \
+    --socket "$units/svckit-example-peercred-seqpacket.socket" -- "$example" 2>&1)
 status=$?
 equals "strict: the service refuses to start (exit 1)" "$status" 1
 contains "strict: the error names PassPIDFD=yes" "$out" "PassPIDFD=yes"
@@ -68,8 +68,8 @@ contains "strict: the error names PassCredentials=yes" "$out" "PassCredentials=y
 contains "strict: the error names AcceptFileDescriptors=no" "$out" "AcceptFileDescriptors=no"
 contains "strict: errors are logged at priority err" "$out" "<3>"
 
-start env SVCKIT_ACTIVATE_SKIP_OPTIONS=1 "$svckit" activate --socket "$units/svckit-example-identity.socket" \
-    --socket "$units/svckit-example-identity-seqpacket.socket" -- "$example" --repair
+start env SVCKIT_ACTIVATE_SKIP_OPTIONS=1 "$svckit" activate --socket "$units/svckit-example-peercred.socket" \
+    --socket "$units/svckit-example-peercred-seqpacket.socket" -- "$example" --repair
 wait_for 10 grep -q 'Serving' "$log"
 out=$("$client" --verify-self "$stream" 2>&1)
 contains "repair: the service runs and sees the repaired options" "$out" "\"listener\":$options"

@@ -1,0 +1,544 @@
+// svckit/varlink_typed.hpp — the runtime of the typed varlink bindings that tools/varlink-codegen generates
+// from .varlink files (docs/varlink-codegen.md).
+//
+// A generated interface has a struct per type and per method input and output, an abstract Server whose
+// handlers take their decoded input and a MethodContext and return a Reply, and a Client. This header holds
+// what they share:
+// - ErrorReply: a typed error reply (full error name + serialized parameters); generated error structs
+// convert
+//   to it, and back with `X::from(errorReply)`;
+// - Reply<Out>: what a handler returns — its output, an error, or `deferred` after ctx.defer();
+// - MethodContext<Out> and DeferredReply<Out>: the call as a handler sees it (peer, fds, `more`, further
+//   replies) and an answer given later;
+// - InterfaceOptions: the per-method facts the IDL cannot say (which methods take fds, which require `more`);
+// - codec: decoding straight from yyjson into the structs, validated as sd-varlink validates parameters
+//   against the IDL, and encoding with JsonWriter; the dispatch glue of generated servers and clients.
+// Everything runs on the engine's dynamic API (Call, DeferredCall, JsonWriter) and the blocking Client.
+#pragma once
+
+#include <svckit/error.hpp>
+#include <svckit/identity.hpp>
+#include <svckit/unique_fd.hpp>
+#include <svckit/varlink.hpp>
+#include <svckit/varlink_client.hpp>
+#include <svckit/varlink_json.hpp>
+
+#include <yyjson.h>
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace svckit::varlink {
+
+// A generated error struct: `static constexpr std::string_view errorName` and `writeMembers(JsonWriter&)`.
+template <typename E>
+concept ErrorType = requires(const E& error, JsonWriter& writer) {
+    { E::errorName } -> std::convertible_to<std::string_view>;
+    error.writeMembers(writer);
+};
+
+// A typed error reply: the full error name and its parameters as a serialized JSON object.
+class ErrorReply {
+public:
+    // parametersJson must be a serialized JSON object; anything else is sent as {}.
+    ErrorReply(std::string name, std::string parametersJson = "{}")
+        : name_(std::move(name)), parametersJson_(std::move(parametersJson)) {}
+    // Generated error structs convert implicitly: `return Overflow{};`.
+    template <ErrorType E>
+    ErrorReply(const E& error) : name_(E::errorName), parametersJson_() {
+        JsonWriter w(parametersJson_);
+        w.beginObject();
+        error.writeMembers(w);
+        w.endObject();
+    }
+
+    // org.varlink.service.InvalidParameter {"parameter": parameter}
+    [[nodiscard]] static ErrorReply invalidParameter(std::string_view parameter);
+    // org.varlink.service.PermissionDenied {}
+    [[nodiscard]] static ErrorReply permissionDenied();
+    // io.systemd.System {"origin": "linux", "errno": N, "errnoName": "EIO"}, as sd-varlink 262 sends for a
+    // failing method.
+    [[nodiscard]] static ErrorReply system(int errnoValue);
+
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
+    [[nodiscard]] const std::string& parametersJson() const noexcept { return parametersJson_; }
+    // Writes the members of the parameters object (into an object the caller opened).
+    void writeMembers(JsonWriter& writer) const;
+
+    bool operator==(const ErrorReply&) const = default;
+
+private:
+    std::string name_;
+    std::string parametersJson_ = "{}";
+};
+
+// Returned by a handler that took ctx.defer() and answers later: `return svckit::varlink::deferred;`.
+struct Deferred {};
+inline constexpr Deferred deferred{};
+
+// Passed to a generated client's method for a oneway call: `client.Echo(in, svckit::varlink::oneway)`.
+struct Oneway {};
+inline constexpr Oneway oneway{};
+
+// What a typed handler returns: the final reply, an error, or `deferred`.
+template <typename Out>
+class Reply {
+public:
+    Reply(Out out) : value_(std::in_place_index<0>, std::move(out)) {}
+    Reply(ErrorReply error) : value_(std::in_place_index<1>, std::move(error)) {}
+    template <ErrorType E>
+    Reply(const E& error) : value_(std::in_place_index<1>, ErrorReply(error)) {}
+    template <typename E>
+    requires std::constructible_from<ErrorReply, E> Reply(std::unexpected<E> error)
+        : value_(std::in_place_index<1>, ErrorReply(std::move(error).error())) {}
+    template <typename E>
+    requires std::constructible_from<ErrorReply, E> Reply(std::expected<Out, E> result)
+        : value_(result ? Value(std::in_place_index<0>, std::move(*result))
+                        : Value(std::in_place_index<1>, ErrorReply(std::move(result).error()))) {}
+    Reply(Deferred) : value_(std::in_place_index<2>) {}
+
+    [[nodiscard]] Out* out() noexcept { return std::get_if<0>(&value_); }
+    [[nodiscard]] const Out* out() const noexcept { return std::get_if<0>(&value_); }
+    [[nodiscard]] const ErrorReply* error() const noexcept { return std::get_if<1>(&value_); }
+    [[nodiscard]] bool isDeferred() const noexcept { return value_.index() == 2; }
+
+private:
+    using Value = std::variant<Out, ErrorReply, Deferred>;
+    Value value_;
+};
+
+// A call answered later, typed. Move-only; destroyed unanswered, the caller gets io.systemd.System ECANCELED.
+// Replies to a connection that has gone return ENOTCONN.
+template <typename Out>
+class DeferredReply {
+public:
+    DeferredReply() = default;
+    explicit DeferredReply(DeferredCall call) noexcept : call_(std::move(call)) {}
+
+    // A reply with "continues": true (only when the call has `more`: EBADRQC otherwise).
+    Result<void> send(const Out& out) {
+        return call_.replyContinues([&](JsonWriter& w) { out.writeMembers(w); });
+    }
+    // The final reply.
+    Result<void> reply(const Out& out) {
+        return call_.reply([&](JsonWriter& w) { out.writeMembers(w); });
+    }
+    Result<void> error(const ErrorReply& error) {
+        return call_.error(error.name(), [&](JsonWriter& w) { error.writeMembers(w); });
+    }
+    [[nodiscard]] bool connected() const noexcept { return call_.connected(); }
+    [[nodiscard]] bool answered() const noexcept { return call_.answered(); }
+    [[nodiscard]] const CallFlags& flags() const noexcept { return call_.flags(); }
+    [[nodiscard]] bool more() const noexcept { return call_.flags().more; }
+
+private:
+    DeferredCall call_;
+};
+
+// The call as a typed handler sees it, valid while the handler runs.
+template <typename Out>
+class MethodContext {
+public:
+    explicit MethodContext(Call& call) noexcept : call_(call) {}
+    MethodContext(const MethodContext&) = delete;
+    MethodContext& operator=(const MethodContext&) = delete;
+
+    [[nodiscard]] const PeerIdentity& peer() const noexcept { return call_.peer(); }
+    // fds passed with the call (only for methods that accept fds, on sockets that accept them).
+    [[nodiscard]] std::span<UniqueFd> fds() noexcept { return call_.fds(); }
+    [[nodiscard]] const CallFlags& flags() const noexcept { return call_.flags(); }
+    [[nodiscard]] bool more() const noexcept { return call_.flags().more; }
+
+    // A further reply with "continues": true; EBADRQC when the call was made without `more`.
+    Result<void> send(const Out& out) {
+        return call_.replyContinues([&](JsonWriter& w) { out.writeMembers(w); });
+    }
+    // Takes over the answer; the handler then returns svckit::varlink::deferred.
+    [[nodiscard]] DeferredReply<Out> defer() { return DeferredReply<Out>(call_.defer()); }
+    // The underlying dynamic call.
+    [[nodiscard]] Call& call() noexcept { return call_; }
+
+private:
+    Call& call_;
+};
+
+// What the IDL cannot say about a method; a generated Server's interface() takes it. Naming a method the
+// interface lacks makes Server::addInterface fail (EINVAL, "has no handler").
+struct InterfaceOptions {
+    std::set<std::string, std::less<>> acceptFds;   // methods whose calls may carry fds
+    std::set<std::string, std::less<>> requireMore; // methods that answer only calls with `more`
+};
+
+// Decoding and encoding of generated types. Decoders read yyjson values straight into C++ values and
+// validate as sd-varlink does before a method handler runs (varlink-idl.c, then sd_json_dispatch):
+// first every field in IDL order (missing or null when required, wrong type), then unknown keys in document
+// order, then what only dispatching finds, in document order (a duplicate key, an int that passed the type
+// check but does not fit int64 or a string that is no int). Generated code calls these; users do not.
+namespace codec {
+
+// How a value decoded. Late: the value has the right JSON type but cannot be converted — sd-varlink finds
+// that after the unknown-key check, so it is reported after it.
+enum class Status : uint8_t { Ok, Late, Invalid };
+
+// Server input is strict; client-side replies tolerate unknown keys (a newer server may add fields).
+enum class Mode : uint8_t { Strict, Lenient };
+
+struct FieldInfo {
+    std::string_view name; // wire name
+    bool required;         // not ?T
+};
+
+// Tracks one object's fields while its members are read.
+template <size_t N>
+class ObjectDecoder {
+public:
+    explicit ObjectDecoder(Mode mode) noexcept : mode_(mode) {}
+
+    // Whether this is the first occurrence of field k (a later one is a duplicate key).
+    bool first(size_t k, std::string_view key) noexcept {
+        if (seen_[k]) {
+            late(key);
+            return false;
+        }
+        seen_[k] = true;
+        return true;
+    }
+    void set(size_t k, std::string_view key, Status status) noexcept {
+        status_[k] = status;
+        if (status == Status::Late)
+            late(key);
+    }
+    void unknown(std::string_view key) noexcept {
+        if (mode_ == Mode::Strict && !hasUnknown_) {
+            hasUnknown_ = true;
+            unknown_ = key;
+        }
+    }
+    // The verdict, and the field to name in InvalidParameter.
+    Status finish(const std::array<FieldInfo, N>& fields, std::string_view* bad) noexcept {
+        for (size_t k = 0; k < N; ++k)
+            if (status_[k] == Status::Invalid || (!seen_[k] && fields[k].required)) {
+                if (bad)
+                    *bad = fields[k].name;
+                return Status::Invalid;
+            }
+        if (hasUnknown_) {
+            if (bad)
+                *bad = unknown_;
+            return Status::Invalid;
+        }
+        if (hasLate_) {
+            if (bad)
+                *bad = late_;
+            return Status::Late;
+        }
+        return Status::Ok;
+    }
+
+private:
+    void late(std::string_view key) noexcept {
+        if (!hasLate_) {
+            hasLate_ = true;
+            late_ = key;
+        }
+    }
+
+    std::array<bool, N> seen_{};
+    std::array<Status, N> status_{};
+    std::string_view unknown_;
+    std::string_view late_;
+    bool hasUnknown_ = false;
+    bool hasLate_ = false;
+    Mode mode_;
+};
+
+// A generated struct: `static Status decode(yyjson_val* object, T& out, Mode, std::string_view* bad)` (object
+// may be null: no members) and `void writeMembers(JsonWriter&) const`.
+template <typename T>
+concept Struct = requires(yyjson_val* v, T& out, const T& in, JsonWriter& w, std::string_view* bad) {
+    { T::decode(v, out, Mode::Strict, bad) } -> std::same_as<Status>;
+    in.writeMembers(w);
+};
+// A generated enum: `toString(E)` and `fromString(std::string_view, E&)`, found by argument-dependent lookup.
+template <typename E>
+concept Enum = std::is_enum_v<E> && requires(E e, std::string_view text) {
+    { toString(e) } -> std::convertible_to<std::string_view>;
+    { fromString(text, e) } -> std::same_as<bool>;
+};
+
+Status decode(yyjson_val* v, int64_t& out, Mode mode) noexcept;
+Status decode(yyjson_val* v, double& out, Mode mode) noexcept;
+Status decode(yyjson_val* v, bool& out, Mode mode) noexcept;
+Status decode(yyjson_val* v, std::string& out, Mode mode);
+Status decode(yyjson_val* v, JsonValue& out, Mode mode); // `object`: a JSON object
+template <Struct T>
+Status decode(yyjson_val* v, T& out, Mode mode);
+template <Enum E>
+Status decode(yyjson_val* v, E& out, Mode mode) noexcept;
+template <typename T>
+Status decode(yyjson_val* v, std::optional<T>& out, Mode mode);
+template <typename T>
+Status decode(yyjson_val* v, std::vector<T>& out, Mode mode);
+template <typename T>
+Status decode(yyjson_val* v, std::map<std::string, T, std::less<>>& out, Mode mode);
+
+template <Struct T>
+Status decode(yyjson_val* v, T& out, Mode mode) {
+    if (!yyjson_is_obj(v))
+        return Status::Invalid;
+    return T::decode(v, out, mode, nullptr);
+}
+
+template <Enum E>
+Status decode(yyjson_val* v, E& out, Mode) noexcept {
+    if (!yyjson_is_str(v))
+        return Status::Invalid;
+    return fromString(std::string_view(yyjson_get_str(v), yyjson_get_len(v)), out) ? Status::Ok
+                                                                                   : Status::Invalid;
+}
+
+template <typename T>
+Status decode(yyjson_val* v, std::optional<T>& out, Mode mode) {
+    if (!v || yyjson_is_null(v)) {
+        out.reset();
+        return Status::Ok;
+    }
+    return decode(v, out.emplace(), mode);
+}
+
+template <typename T>
+Status decode(yyjson_val* v, std::vector<T>& out, Mode mode) {
+    if (!yyjson_is_arr(v))
+        return Status::Invalid;
+    out.clear();
+    out.reserve(yyjson_arr_size(v));
+    Status status = Status::Ok;
+    yyjson_arr_iter iter = yyjson_arr_iter_with(v);
+    while (yyjson_val* element = yyjson_arr_iter_next(&iter)) {
+        Status s = decode(element, out.emplace_back(), mode);
+        if (s == Status::Invalid)
+            return s;
+        if (s == Status::Late)
+            status = s;
+    }
+    return status;
+}
+
+template <typename T>
+Status decode(yyjson_val* v, std::map<std::string, T, std::less<>>& out, Mode mode) {
+    if (!yyjson_is_obj(v))
+        return Status::Invalid;
+    out.clear();
+    Status status = Status::Ok;
+    yyjson_obj_iter iter = yyjson_obj_iter_with(v);
+    while (yyjson_val* key = yyjson_obj_iter_next(&iter)) {
+        auto [it, inserted] = out.try_emplace(std::string(yyjson_get_str(key), yyjson_get_len(key)));
+        Status s = decode(yyjson_obj_iter_get_val(key), it->second, mode);
+        if (s == Status::Invalid)
+            return s;
+        if (s == Status::Late || !inserted) // a duplicate key, as in a struct, is found when dispatching
+            status = Status::Late;
+    }
+    return status;
+}
+
+// Decodes a call's parameters (a missing view: no parameters, as absent and null are). On failure, *bad is
+// the top-level field to name in InvalidParameter.
+template <Struct T>
+[[nodiscard]] Status decodeParameters(JsonView parameters, T& out, Mode mode, std::string_view* bad) {
+    if (parameters.exists() && !parameters.isObject() && !parameters.isNull()) {
+        *bad = {};
+        return Status::Invalid;
+    }
+    return T::decode(parameters.isObject() ? parameters.raw() : nullptr, out, mode, bad);
+}
+
+inline void encode(JsonWriter& w, int64_t value) {
+    w.value(value);
+}
+inline void encode(JsonWriter& w, double value) {
+    w.value(value);
+}
+inline void encode(JsonWriter& w, bool value) {
+    w.value(value);
+}
+inline void encode(JsonWriter& w, const std::string& value) {
+    w.value(std::string_view(value));
+}
+inline void encode(JsonWriter& w, const JsonValue& value) {
+    w.value(value);
+}
+template <Struct T>
+void encode(JsonWriter& w, const T& value);
+template <Enum E>
+void encode(JsonWriter& w, E value);
+template <typename T>
+void encode(JsonWriter& w, const std::optional<T>& value);
+template <typename T>
+void encode(JsonWriter& w, const std::vector<T>& value);
+template <typename T>
+void encode(JsonWriter& w, const std::map<std::string, T, std::less<>>& value);
+
+template <Struct T>
+void encode(JsonWriter& w, const T& value) {
+    w.beginObject();
+    value.writeMembers(w);
+    w.endObject();
+}
+template <Enum E>
+void encode(JsonWriter& w, E value) {
+    w.value(toString(value));
+}
+template <typename T>
+void encode(JsonWriter& w, const std::optional<T>& value) {
+    if (value)
+        encode(w, *value);
+    else
+        w.null();
+}
+template <typename T>
+void encode(JsonWriter& w, const std::vector<T>& value) {
+    w.beginArray();
+    for (const T& element : value)
+        encode(w, element);
+    w.endArray();
+}
+template <typename T>
+void encode(JsonWriter& w, const std::map<std::string, T, std::less<>>& value) {
+    w.beginObject();
+    for (const auto& [key, element] : value) {
+        w.key(key);
+        encode(w, element);
+    }
+    w.endObject();
+}
+
+} // namespace codec
+
+// Reads an error struct back from an ErrorReply (generated `X::from()`): nullopt when the name differs or the
+// parameters do not decode.
+template <typename E>
+requires ErrorType<E> && codec::Struct<E>
+[[nodiscard]] std::optional<E> decodeError(const ErrorReply& error) {
+    if (error.name() != E::errorName)
+        return std::nullopt;
+    auto document = JsonDocument::parse(error.parametersJson());
+    if (!document)
+        return std::nullopt;
+    E out{};
+    std::string_view bad;
+    if (codec::decodeParameters(document->root(), out, codec::Mode::Lenient, &bad) != codec::Status::Ok)
+        return std::nullopt;
+    return out;
+}
+
+namespace detail {
+
+// Answers a call from what its typed handler returned.
+template <typename Out>
+void answer(Call& call, const Reply<Out>& reply) {
+    if (const Out* out = reply.out())
+        (void)call.reply([&](JsonWriter& w) { out->writeMembers(w); });
+    else if (const ErrorReply* error = reply.error())
+        (void)call.error(error->name(), [&](JsonWriter& w) { error->writeMembers(w); });
+    // deferred: the handler holds a DeferredReply (if it took none, the engine answers with EIO).
+}
+
+// The dispatch of a generated Server's method: decode, call the handler, answer. No allocation beyond the
+// decoded members themselves.
+template <typename In, typename Out, typename Self>
+void dispatch(Call& call, Self& self, Reply<Out> (Self::*handler)(In, MethodContext<Out>&)) {
+    In in{};
+    std::string_view bad;
+    if (codec::decodeParameters(call.parameters(), in, codec::Mode::Strict, &bad) != codec::Status::Ok) {
+        (void)call.invalidParameter(bad);
+        return;
+    }
+    MethodContext<Out> context(call);
+    answer(call, (self.*handler)(std::move(in), context));
+}
+
+// Marks the methods InterfaceOptions names; a name the interface lacks becomes a method without a handler, so
+// that addInterface refuses it.
+void applyOptions(Interface& interface, const InterfaceOptions& options);
+
+// The output of a reply that is no error; EBADMSG when its parameters do not decode.
+template <typename Out>
+Result<Out> decodeReply(const ReplyMessage& reply, std::string_view method) {
+    Out out{};
+    std::string_view bad;
+    if (codec::decodeParameters(reply.parameters(), out, codec::Mode::Lenient, &bad) != codec::Status::Ok)
+        return fail(EBADMSG, "The reply to {} has an invalid parameter '{}'", method, bad);
+    return out;
+}
+
+// The ErrorReply of an error reply.
+ErrorReply errorOf(const ReplyMessage& reply);
+
+template <typename Out, typename In>
+Result<std::expected<Out, ErrorReply>> call(Client& client, std::string_view method, const In& in,
+                                            std::span<const int> fds) {
+    auto sent = client.send(
+        method, [&](JsonWriter& w) { in.writeMembers(w); }, CallFlags{}, fds);
+    if (!sent)
+        return std::unexpected(sent.error());
+    auto reply = client.receive();
+    if (!reply)
+        return std::unexpected(reply.error());
+    if (reply->error())
+        return std::expected<Out, ErrorReply>(std::unexpect, errorOf(*reply));
+    if (reply->continues())
+        return fail(EBADMSG, "The reply to {} continues although the call did not ask for more", method);
+    auto out = decodeReply<Out>(*reply, method);
+    if (!out)
+        return std::unexpected(out.error());
+    return std::expected<Out, ErrorReply>(std::move(*out));
+}
+
+template <typename In>
+Result<void> callOneway(Client& client, std::string_view method, const In& in, std::span<const int> fds) {
+    return client.send(
+        method, [&](JsonWriter& w) { in.writeMembers(w); }, CallFlags{.oneway = true}, fds);
+}
+
+template <typename Out, typename In>
+Result<std::expected<void, ErrorReply>> callMore(Client& client, std::string_view method, const In& in,
+                                                 const std::function<void(Out&&)>& each,
+                                                 std::span<const int> fds) {
+    auto sent = client.send(
+        method, [&](JsonWriter& w) { in.writeMembers(w); }, CallFlags{.more = true}, fds);
+    if (!sent)
+        return std::unexpected(sent.error());
+    for (;;) {
+        auto reply = client.receive();
+        if (!reply)
+            return std::unexpected(reply.error());
+        if (reply->error())
+            return std::expected<void, ErrorReply>(std::unexpect, errorOf(*reply));
+        auto out = decodeReply<Out>(*reply, method);
+        if (!out)
+            return std::unexpected(out.error());
+        bool continues = reply->continues();
+        if (each)
+            each(std::move(*out));
+        if (!continues)
+            return {};
+    }
+}
+
+} // namespace detail
+} // namespace svckit::varlink

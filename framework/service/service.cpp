@@ -1,0 +1,412 @@
+// The Service lifecycle: acquire and verify the sockets, serve them on one loop (or in worker processes),
+// notify systemd, stop gracefully.
+#include "base/private.hpp"
+
+#include <svckit/activation.hpp>
+#include <svckit/log.hpp>
+#include <svckit/service.hpp>
+
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <print>
+#include <format>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace svckit {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long a graceful stop waits for in-flight calls before exiting anyway (systemd's own TimeoutStopSec=
+// default is 90 s; a service that needs longer says so in its stop()).
+constexpr auto drainTimeout = 10s;
+constexpr auto drainPoll = 10ms;
+
+void notify(bool enabled, const std::string& state) {
+    if (enabled)
+        (void)sd_notify(0, state.c_str());
+}
+
+} // namespace
+
+struct Service::Acquired {
+    SocketSpec spec;
+    UniqueFd fd;
+    bool connected = false; // an Accept=yes connection rather than a listening socket
+};
+
+struct Service::Runtime {
+    explicit Runtime(EventLoop l) : loop(std::move(l)) {}
+    EventLoop loop;
+    std::optional<varlink::Server> server;
+    bool notify = true; // the main process talks to systemd; workers do not
+    bool stopping = false;
+    bool acceptMode = false; // serving one Accept=yes connection: exit when it is gone
+    std::vector<EventSource> sources;
+    EventSource idleTimer;
+    EventSource drainTimer;
+    std::chrono::microseconds lastBusy{0};
+    uint64_t lastAccepted = 0;
+    std::chrono::microseconds drainStarted{0};
+};
+
+Service::Service(ServiceSpec spec) : spec_(std::move(spec)) {}
+Service::~Service() = default;
+
+void Service::addVarlink(varlink::Interface interface) {
+    std::optional<Error> error;
+    if (runtime_)
+        error = Error(EBUSY, "Interfaces must be added before the service runs");
+    for (const auto& existing : interfaces_)
+        if (!error && existing.name == interface.name)
+            error = Error(EEXIST, std::format("Interface '{}' is declared twice", interface.name));
+    if (error) {
+        if (!setupError_)
+            setupError_ = std::move(error);
+        return;
+    }
+    interfaces_.push_back(std::move(interface));
+}
+
+void Service::addVarlink(Result<varlink::Interface> interface) {
+    if (!interface) {
+        if (!setupError_)
+            setupError_ = interface.error();
+        return;
+    }
+    addVarlink(std::move(*interface));
+}
+
+EventLoop& Service::loop() {
+    if (!runtime_) {
+        logError("Service::loop() called before the service started");
+        std::abort();
+    }
+    return runtime_->loop;
+}
+
+varlink::Server& Service::varlink() {
+    if (!runtime_ || !runtime_->server) {
+        logError("Service::varlink() called before the service started");
+        std::abort();
+    }
+    return *runtime_->server;
+}
+
+void Service::setStatus(std::string_view status) {
+    if (runtime_)
+        notify(runtime_->notify, std::format("STATUS={}", status));
+}
+
+void Service::requestStop() {
+    if (!runtime_ || runtime_->stopping)
+        return;
+    Runtime& rt = *runtime_;
+    rt.stopping = true;
+    notify(rt.notify, "STOPPING=1");
+    rt.idleTimer.reset();
+    if (rt.server)
+        rt.server->stopAccepting();
+    stop();
+    rt.drainStarted = rt.loop.now();
+    auto check = [this] {
+        Runtime& r = *runtime_;
+        size_t pending = r.server ? r.server->pendingCalls() : 0;
+        if (pending == 0) {
+            r.loop.exit(0);
+            return;
+        }
+        if (r.loop.now() - r.drainStarted >= drainTimeout) {
+            logWarning("Stopping with {} call(s) still unanswered after {} s", pending,
+                       std::chrono::duration_cast<std::chrono::seconds>(drainTimeout).count());
+            r.loop.exit(0);
+            return;
+        }
+        (void)r.drainTimer.rearmTimer(drainPoll);
+    };
+    if ((rt.server ? rt.server->pendingCalls() : 0) == 0) {
+        rt.loop.exit(0);
+        return;
+    }
+    auto timer = rt.loop.addTimer(drainPoll, check);
+    if (!timer) {
+        rt.loop.exit(0);
+        return;
+    }
+    rt.drainTimer = std::move(*timer);
+}
+
+Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& options) {
+    std::vector<Acquired> sockets;
+    if (spec_.sockets.empty())
+        return fail(EINVAL, "Service '{}' declares no sockets", spec_.name);
+
+    if (options.listenPath) {
+        auto first = std::ranges::find_if(spec_.sockets, [](const SocketSpec& s) { return !s.accept; });
+        SocketSpec spec = first != spec_.sockets.end() ? *first : spec_.sockets.front();
+        spec.address = *options.listenPath;
+        spec.accept = false;
+        auto fd = bindSocket(spec);
+        if (!fd)
+            return std::unexpected(fd.error());
+        sockets.push_back({.spec = std::move(spec), .fd = std::move(*fd), .connected = false});
+        return sockets;
+    }
+
+    auto activation = Activation::fromEnvironment();
+    if (!activation)
+        return std::unexpected(activation.error());
+    if (!activation->ignoredReason().empty())
+        logWarning("Ignoring the passed sockets: {}", activation->ignoredReason());
+    if (!activation->activated() || activation->fds().empty()) {
+        if (options.checkOnly)
+            return fail(ENOTSOCK, "Not socket-activated (no LISTEN_FDS for this process): nothing to check");
+        for (const SocketSpec& spec : spec_.sockets) {
+            SocketSpec own = spec;
+            own.accept = false; // bound here, it is served as a listening socket
+            auto fd = bindSocket(own);
+            if (!fd)
+                return std::unexpected(fd.error());
+            sockets.push_back({.spec = std::move(own), .fd = std::move(*fd), .connected = false});
+        }
+        return sockets;
+    }
+
+    if (auto ok = verifyActivation(*activation, spec_.sockets, spec_.verifyMode); !ok)
+        return std::unexpected(ok.error());
+    for (const SocketSpec& spec : spec_.sockets)
+        for (ActivatedFd& fd : activation->take(spec.name))
+            sockets.push_back({.spec = spec, .fd = std::move(fd.fd), .connected = !fd.info.listening});
+    if (sockets.empty())
+        return fail(ENOENT, "None of the passed sockets is one of the service's");
+    return sockets;
+}
+
+Result<int> Service::run(const RunOptions& options) {
+    if (runtime_)
+        return fail(EBUSY, "The service is already running");
+    if (setupError_)
+        return std::unexpected(setupError_->withContext("The service's declaration failed"));
+    auto sockets = acquire(options);
+    if (!sockets)
+        return std::unexpected(sockets.error());
+    if (options.checkOnly) {
+        for (const Acquired& s : *sockets)
+            std::println("{}: {} ({}) matches its spec", s.spec.name, s.spec.address,
+                         s.connected ? "connection" : "listening");
+        return 0;
+    }
+    bool anyListening = std::ranges::any_of(*sockets, [](const Acquired& s) { return !s.connected; });
+    if (spec_.workers > 1 && anyListening)
+        return superviseWorkers(std::move(*sockets));
+    return serve(std::move(*sockets), true);
+}
+
+Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
+    auto loop = EventLoop::create();
+    if (!loop)
+        return std::unexpected(loop.error());
+    runtime_ = std::make_unique<Runtime>(std::move(*loop));
+    Runtime& rt = *runtime_;
+    rt.notify = notifyManager;
+
+    varlink::ServerOptions serverOptions = spec_.varlink;
+    if (serverOptions.info.product.empty())
+        serverOptions.info.product = spec_.name;
+    if (serverOptions.info.version.empty())
+        serverOptions.info.version = spec_.version;
+    auto server = varlink::Server::create(rt.loop, std::move(serverOptions));
+    if (!server)
+        return std::unexpected(server.error());
+    rt.server.emplace(std::move(*server));
+    for (const varlink::Interface& interface : interfaces_)
+        if (auto ok = rt.server->addInterface(interface); !ok)
+            return std::unexpected(ok.error());
+
+    rt.acceptMode =
+        !sockets.empty() && std::ranges::all_of(sockets, [](const Acquired& s) { return s.connected; });
+    for (Acquired& s : sockets) {
+        auto ok = s.connected ? rt.server->serveConnection(std::move(s.fd), s.spec)
+                              : rt.server->listen(std::move(s.fd), s.spec);
+        if (!ok)
+            return std::unexpected(
+                ok.error().withContext(std::format("Failed to serve socket '{}'", s.spec.name)));
+    }
+
+    if (auto ok = start(); !ok)
+        return std::unexpected(ok.error());
+
+    for (int signal : {SIGTERM, SIGINT}) {
+        auto source = rt.loop.addSignal(signal, [this](const signalfd_siginfo&) { requestStop(); });
+        if (!source)
+            return std::unexpected(source.error());
+        rt.sources.push_back(std::move(*source));
+    }
+
+    if (rt.acceptMode) {
+        // One connection handed over by an Accept=yes socket: the service's work ends with it.
+        auto post = rt.loop.addPost([this] {
+            if (runtime_->server->connectionCount() == 0 && !runtime_->stopping)
+                requestStop();
+        });
+        if (!post)
+            return std::unexpected(post.error());
+        rt.sources.push_back(std::move(*post));
+    } else if (spec_.exitOnIdle > std::chrono::milliseconds(0)) {
+        auto idle = std::chrono::duration_cast<std::chrono::microseconds>(spec_.exitOnIdle);
+        auto period = std::max<std::chrono::microseconds>(idle / 4, 5ms);
+        rt.lastBusy = rt.loop.now();
+        auto timer = rt.loop.addTimer(
+            period,
+            [this, idle, period] {
+                Runtime& r = *runtime_;
+                uint64_t accepted = r.server->counters().connectionsAccepted;
+                if (r.server->connectionCount() > 0 || accepted != r.lastAccepted) {
+                    r.lastAccepted = accepted;
+                    r.lastBusy = r.loop.now();
+                } else if (r.loop.now() - r.lastBusy >= idle) {
+                    logInfo("No connection for {} ms: exiting until the next one",
+                            std::chrono::duration_cast<std::chrono::milliseconds>(idle).count());
+                    requestStop();
+                    return;
+                }
+                (void)r.idleTimer.rearmTimer(period);
+            },
+            std::min<std::chrono::microseconds>(period / 4, 50ms));
+        if (!timer)
+            return std::unexpected(timer.error());
+        rt.idleTimer = std::move(*timer);
+    }
+
+    if (rt.notify) {
+        std::string where;
+        for (const Acquired& a : sockets)
+            where += std::format("{}{} ({}{})", where.empty() ? "" : ", ",
+                                 a.spec.address.empty() ? "?" : a.spec.address, a.spec.name,
+                                 a.connected ? ", one connection" : "");
+        logInfo("{} {}: serving varlink on {}", spec_.name, spec_.version, where);
+    }
+    notify(rt.notify, std::format("READY=1\nSTATUS=Serving {} socket{}", sockets.size(),
+                                  sockets.size() == 1 ? "" : "s"));
+    auto code = rt.loop.run();
+    // Connections and sources go before the loop they live on.
+    rt.sources.clear();
+    rt.idleTimer.reset();
+    rt.drainTimer.reset();
+    rt.server.reset();
+    return code;
+}
+
+Result<int> Service::superviseWorkers(std::vector<Acquired> sockets) {
+    pid_t supervisor = ::getpid();
+    std::vector<pid_t> workers;
+    auto spawn = [&]() -> Result<pid_t> {
+        pid_t pid = ::fork();
+        if (pid < 0)
+            return failErrno("Failed to fork a worker");
+        if (pid == 0) {
+            (void)::prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (::getppid() != supervisor)
+                ::_exit(0);
+            // A respawned worker inherits the supervisor's loop: leave it alone (its epoll instance is shared
+            // with the supervisor, so tearing it down here would remove the supervisor's sources).
+            (void)runtime_.release();
+            // The supervisor's loop blocked these for its signalfd; a worker starts with a clean mask and
+            // blocks them again in its own loop.
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            std::vector<Acquired> own;
+            for (Acquired& s : sockets) {
+                int copy = ::fcntl(s.fd.get(), F_DUPFD_CLOEXEC, 3);
+                if (copy < 0)
+                    ::_exit(1);
+                own.push_back({.spec = s.spec, .fd = UniqueFd(copy), .connected = s.connected});
+            }
+            auto code = serve(std::move(own), false);
+            if (!code)
+                logError("worker {}: {}", ::getpid(), code.error().message());
+            std::fflush(nullptr);
+            ::_exit(code ? *code : 1);
+        }
+        return pid;
+    };
+    for (unsigned i = 0; i < spec_.workers; ++i) {
+        auto pid = spawn();
+        if (!pid) {
+            for (pid_t w : workers)
+                ::kill(w, SIGTERM);
+            return std::unexpected(pid.error());
+        }
+        workers.push_back(*pid);
+    }
+
+    auto loop = EventLoop::create();
+    if (!loop)
+        return std::unexpected(loop.error());
+    runtime_ = std::make_unique<Runtime>(std::move(*loop));
+    Runtime& rt = *runtime_;
+    int exitCode = 0;
+    unsigned restarts = 0;
+    auto stopAll = [&](const signalfd_siginfo&) {
+        if (rt.stopping)
+            return;
+        rt.stopping = true;
+        notify(true, "STOPPING=1");
+        for (pid_t w : workers)
+            ::kill(w, SIGTERM);
+    };
+    auto reap = [&](const signalfd_siginfo&) {
+        for (;;) {
+            int status = 0;
+            pid_t pid = ::waitpid(-1, &status, WNOHANG);
+            if (pid <= 0)
+                break;
+            auto it = std::ranges::find(workers, pid);
+            if (it == workers.end())
+                continue;
+            workers.erase(it);
+            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (rt.stopping)
+                continue;
+            logWarning("Worker {} {} {}", pid, WIFEXITED(status) ? "exited with" : "was killed by signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            if (clean || ++restarts > 10 * spec_.workers) {
+                if (!clean)
+                    exitCode = 1;
+                stopAll({});
+                continue;
+            }
+            if (auto again = spawn())
+                workers.push_back(*again);
+        }
+        if (workers.empty())
+            rt.loop.exit(exitCode);
+    };
+    for (int signal : {SIGTERM, SIGINT}) {
+        auto source = rt.loop.addSignal(signal, stopAll);
+        if (!source)
+            return std::unexpected(source.error());
+        rt.sources.push_back(std::move(*source));
+    }
+    auto child = rt.loop.addSignal(SIGCHLD, reap);
+    if (!child)
+        return std::unexpected(child.error());
+    rt.sources.push_back(std::move(*child));
+    // A worker may have died before SIGCHLD was blocked for the signalfd: look once now.
+    reap({});
+
+    notify(true, std::format("READY=1\nSTATUS=Serving with {} worker processes", spec_.workers));
+    auto code = rt.loop.run();
+    rt.sources.clear();
+    return code;
+}
+
+} // namespace svckit

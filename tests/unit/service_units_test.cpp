@@ -1,0 +1,128 @@
+// Units written from a ServiceSpec: every setting the spec implies is in the right unit, and nothing else
+// (systemd-analyze verify of generated units runs under the real systemd in tests/e2e).
+#include <svckit/service.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+namespace svckit {
+namespace {
+
+using namespace std::chrono_literals;
+
+const UnitFile* find(const std::vector<UnitFile>& units, std::string_view name) {
+    auto it = std::ranges::find(units, name, &UnitFile::name);
+    return it == units.end() ? nullptr : &*it;
+}
+
+bool has(const UnitFile* unit, std::string_view line) {
+    return unit && unit->text.find(std::string(line) + "\n") != std::string::npos;
+}
+
+ServiceSpec oneSocket() {
+    return {.name = "demo",
+            .description = "Demo service",
+            .version = "1",
+            .sockets = {{.name = "varlink", .address = "/run/demo.sock"}}};
+}
+
+TEST(ServiceUnits, OneSocketGivesASocketAndANotifyService) {
+    auto units = generateUnits(oneSocket());
+    ASSERT_EQ(units.size(), 2u);
+    const UnitFile* socket = find(units, "demo.socket");
+    const UnitFile* service = find(units, "demo.service");
+    ASSERT_TRUE(socket && service);
+    EXPECT_TRUE(has(socket, "ListenStream=/run/demo.sock"));
+    EXPECT_TRUE(has(socket, "FileDescriptorName=varlink"));
+    EXPECT_TRUE(has(socket, "SocketMode=0666"));
+    EXPECT_TRUE(has(socket, "PassPIDFD=yes"));
+    EXPECT_TRUE(has(socket, "AcceptFileDescriptors=no"));
+    EXPECT_TRUE(has(socket, "MaxConnections=64"));
+    EXPECT_TRUE(has(socket, "WantedBy=sockets.target"));
+    EXPECT_FALSE(has(socket, "Accept=yes"));
+    EXPECT_FALSE(has(socket, "PassCredentials=yes"));
+    EXPECT_EQ(socket->text.find("Service="), std::string::npos)
+        << "demo.socket activates demo.service by name";
+    EXPECT_TRUE(has(service, "Type=notify"));
+    EXPECT_TRUE(has(service, "ExecStart=/usr/bin/demo"));
+    EXPECT_TRUE(has(service, "Requires=demo.socket"));
+    EXPECT_TRUE(has(service, "After=demo.socket"));
+    EXPECT_TRUE(has(service, "NoNewPrivileges=yes"));
+    EXPECT_TRUE(has(service, "ProtectSystem=strict"));
+    EXPECT_TRUE(has(service, "RestrictAddressFamilies=AF_UNIX"));
+    EXPECT_FALSE(has(service, "WatchdogSec=0ms"));
+    EXPECT_EQ(service->text.find("WatchdogSec="), std::string::npos);
+}
+
+TEST(ServiceUnits, SocketOptionsFollowTheSpec) {
+    ServiceSpec spec = oneSocket();
+    spec.sockets[0].type = SocketType::SeqPacket;
+    spec.sockets[0].passCredentials = true;
+    spec.sockets[0].passPidfd = false;
+    spec.sockets[0].acceptFileDescriptors = true;
+    spec.sockets[0].mode = 0600;
+    spec.sockets[0].limits = {.maxConnections = 10, .maxConnectionsPerUid = 3};
+    auto units = generateUnits(spec);
+    const UnitFile* socket = find(units, "demo.socket");
+    EXPECT_TRUE(has(socket, "ListenSequentialPacket=/run/demo.sock"));
+    EXPECT_TRUE(has(socket, "PassCredentials=yes"));
+    EXPECT_TRUE(has(socket, "PassPIDFD=no"));
+    EXPECT_TRUE(has(socket, "AcceptFileDescriptors=yes"));
+    EXPECT_TRUE(has(socket, "SocketMode=0600"));
+    EXPECT_TRUE(has(socket, "MaxConnections=10"));
+    EXPECT_TRUE(has(socket, "MaxConnectionsPerSource=3"));
+}
+
+TEST(ServiceUnits, ServiceSettingsFollowTheSpec) {
+    ServiceSpec spec = oneSocket();
+    spec.executable = "/opt/demo/bin/demo";
+    spec.documentation = "man:demo(8)";
+    spec.watchdog = 30s;
+    spec.hardening.enabled = false;
+    auto units = generateUnits(spec);
+    const UnitFile* service = find(units, "demo.service");
+    EXPECT_TRUE(has(service, "ExecStart=/opt/demo/bin/demo"));
+    EXPECT_TRUE(has(service, "Documentation=man:demo(8)"));
+    EXPECT_TRUE(has(service, "WatchdogSec=30000ms"));
+    EXPECT_FALSE(has(service, "NoNewPrivileges=yes"));
+}
+
+TEST(ServiceUnits, SeveralSocketsShareOneServiceAndAcceptYesGetsATemplate) {
+    ServiceSpec spec = oneSocket();
+    spec.sockets.push_back({.name = "admin", .address = "/run/demo-admin.sock", .mode = 0600});
+    spec.sockets.push_back({.name = "conn", .address = "/run/demo-conn.sock", .accept = true});
+    auto units = generateUnits(spec);
+    ASSERT_EQ(units.size(), 5u);
+    const UnitFile* admin = find(units, "demo-admin.socket");
+    EXPECT_TRUE(has(admin, "Service=demo.service"));
+    EXPECT_TRUE(has(admin, "FileDescriptorName=admin"));
+    const UnitFile* conn = find(units, "demo-conn.socket");
+    EXPECT_TRUE(has(conn, "Accept=yes"));
+    EXPECT_EQ(conn->text.find("Service="), std::string::npos) << "Accept=yes sockets cannot name a service";
+    const UnitFile* instance = find(units, "demo-conn@.service");
+    EXPECT_TRUE(has(instance, "ExecStart=/usr/bin/demo"));
+    EXPECT_TRUE(has(instance, "Type=notify"));
+    const UnitFile* service = find(units, "demo.service");
+    EXPECT_TRUE(has(service, "Requires=demo.socket demo-admin.socket"));
+    EXPECT_TRUE(has(service, "After=demo.socket demo-admin.socket"));
+}
+
+TEST(ServiceUnits, OnlyAcceptYesSocketsGiveNoPlainService) {
+    ServiceSpec spec = oneSocket();
+    spec.sockets[0].accept = true;
+    auto units = generateUnits(spec);
+    ASSERT_EQ(units.size(), 2u);
+    EXPECT_TRUE(find(units, "demo-varlink.socket"));
+    EXPECT_TRUE(find(units, "demo-varlink@.service"));
+    EXPECT_FALSE(find(units, "demo.service"));
+}
+
+TEST(ServiceUnits, EveryUnitSaysItIsGenerated) {
+    for (const UnitFile& unit : generateUnits(oneSocket()))
+        EXPECT_TRUE(unit.text.starts_with("# Generated from the ServiceSpec of demo")) << unit.name;
+}
+
+} // namespace
+} // namespace svckit
