@@ -1,15 +1,17 @@
-// svckit-example-peercred — the activation, verification and identity layers on their own, without the varlink
-// engine or the Service class: a socket-activated service that answers every caller with the identity it saw
-// (uid, gid, pid, pidfd and the process facts read through the pidfd) plus the socket options it found applied
-// on the listening and on the accepted socket. svckit-example-identity is the same idea as a varlink service;
-// this one also shows per-message identity on SOCK_SEQPACKET (SCM_CREDENTIALS + SCM_PIDFD).
+// svckit-example-peercred — the activation, verification and identity layers on their own, without the
+// varlink engine or the Service class: a socket-activated service that answers every caller with the identity
+// it saw (uid, gid, pid, pidfd and the process facts read through the pidfd) plus the socket options it found
+// applied on the listening and on the accepted socket. svckit-example-identity is the same idea as a varlink
+// service; this one also shows per-message identity on SOCK_SEQPACKET (SCM_CREDENTIALS + SCM_PIDFD).
 //
 // Sockets (see units/svckit-example-peercred*.socket):
-//   identity            stream, Accept=no: send any request; one JSON line comes back, then the connection closes
-//   identity-seqpacket  seqpacket: every message is answered with the identity of that message's sender; the
+//   identity            stream, Accept=no: send any request; one JSON line comes back, then the connection
+//   closes identity-seqpacket  seqpacket: every message is answered with the identity of that message's
+//   sender; the
 //                       connection stays open
 //   identity-accept     stream, Accept=yes: one service instance per connection, answering like `identity`
-// Flags: --check (verify the activated sockets and exit), --repair (fix option mismatches instead of refusing).
+// Flags: --check (verify the activated sockets and exit), --repair (fix option mismatches instead of
+// refusing).
 #include <svckit/activation.hpp>
 #include <svckit/identity.hpp>
 #include <svckit/log.hpp>

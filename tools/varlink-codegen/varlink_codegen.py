@@ -94,7 +94,9 @@ class Generator:
     def __init__(self, interface):
         self.interface = interface
         self.path = interface.path
-        self.namespace = "::".join(escape(label.replace("-", "_")) for label in interface.name.split("."))
+        # Labels may contain '-' and, after the first, start with a digit: neither is C++.
+        labels = [label.replace("-", "_") for label in interface.name.split(".")]
+        self.namespace = "::".join(escape("_" + label if label[0].isdigit() else label) for label in labels)
 
     def error(self, line, message):
         raise idl.IdlError(self.path, line, message)

@@ -5,8 +5,7 @@
 // handlers take their decoded input and a MethodContext and return a Reply, and a Client. This header holds
 // what they share:
 // - ErrorReply: a typed error reply (full error name + serialized parameters); generated error structs
-// convert
-//   to it, and back with `X::from(errorReply)`;
+//   convert to it, and back with `X::from(errorReply)`;
 // - Reply<Out>: what a handler returns — its output, an error, or `deferred` after ctx.defer();
 // - MethodContext<Out> and DeferredReply<Out>: the call as a handler sees it (peer, fds, `more`, further
 //   replies) and an answer given later;

@@ -1,0 +1,88 @@
+// svckit-example-identity — answers every varlink caller with who it is, as the service sees it: uid, gid,
+// groups and pid from the connection (SO_PEERCRED, SO_PEERPIDFD), and cgroup, unit, exe and comm read through
+// the caller's pidfd, so that a reused PID can never answer in the caller's place. Stats shows a guarded
+// method (root only, PermissionDenied for anyone else).
+//
+// Sockets (the units are `svckit-example-identity --print-units`):
+//   varlink  /run/svckit-example-identity.sock         Accept=no: one service for every caller
+//   accept   /run/svckit-example-identity-accept.sock  Accept=yes: one service instance per connection
+//
+//   varlinkctl call /run/svckit-example-identity.sock io.svckit.example.Identity.Whoami '{}'
+#include <svckit/authorization.hpp>
+#include <svckit/identity.hpp>
+#include <svckit/service.hpp>
+
+#include "io.svckit.example.Identity.varlink.hpp"
+
+namespace {
+
+namespace identity = io::svckit::example::Identity;
+using svckit::varlink::ErrorReply;
+using svckit::varlink::MethodContext;
+using svckit::varlink::Reply;
+
+svckit::ServiceSpec identitySpec() {
+    svckit::SocketSpec varlink{.name = "varlink",
+                               .address = "/run/svckit-example-identity.sock",
+                               .passPidfd = true,
+                               .acceptFileDescriptors = false};
+    svckit::SocketSpec accept = varlink;
+    accept.name = "accept";
+    accept.address = "/run/svckit-example-identity-accept.sock";
+    accept.accept = true;
+    return {
+        .name = "svckit-example-identity",
+        .description = "svckit example: tells each varlink caller who it is",
+        .version = "0.1.0",
+        .sockets = {varlink, accept},
+    };
+}
+
+std::optional<std::string> unlessEmpty(const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+class Identity : public svckit::Service, private identity::Server {
+public:
+    Identity() : Service(identitySpec()) {
+        // A failure here (a misspelt method name) makes run() refuse to start, with the error.
+        addVarlink(svckit::varlink::restrict(interface(), "Stats", svckit::Policy::rootOnly()));
+    }
+
+private:
+    Reply<identity::WhoamiOut> Whoami(identity::WhoamiIn, MethodContext<identity::WhoamiOut>& ctx) override {
+        const svckit::PeerIdentity& peer = ctx.peer();
+        identity::WhoamiOut out{};
+        out.uid = peer.uid;
+        out.gid = peer.gid;
+        out.groups.assign(peer.groups.begin(), peer.groups.end());
+        out.pid = peer.pid;
+        out.label = unlessEmpty(peer.securityLabel);
+        if (!peer.pidfd)
+            return ErrorReply::system(ENOTSUP); // the kernel gave no pidfd: nothing safe to read
+        auto facts = svckit::readProcessFacts(peer.pidfd.get());
+        if (!facts) {
+            if (facts.error().code() == ESRCH)
+                return std::unexpected(identity::CallerGone{});
+            return ErrorReply::system(facts.error().code());
+        }
+        out.pid = facts->pid;
+        out.cgroup = facts->cgroup;
+        out.unit = unlessEmpty(facts->unit);
+        out.exe = unlessEmpty(facts->exe);
+        out.comm = unlessEmpty(facts->comm);
+        return out;
+    }
+
+    Reply<identity::StatsOut> Stats(identity::StatsIn, MethodContext<identity::StatsOut>&) override {
+        const auto& counters = varlink().counters();
+        return identity::StatsOut{.connections = static_cast<int64_t>(counters.connectionsAccepted),
+                                  .calls = static_cast<int64_t>(counters.calls)};
+    }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    return svckit::run<Identity>(argc, argv);
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# End-to-end: the varlink examples (identity, calc, bench) socket-activated by a real systemd >= 258 booted as
+# PID 1 in the dev root's container, with the units they print themselves (units/), called by varlinkctl from
+# units of their own (systemd-run), checked from outside.
+#   tests/e2e/varlink_examples.sh [BUILD_DIR]   (built in the dev root with --prefix=/usr; default build/root)
+set -u
+cd "$(dirname "$0")/../.."
+build=${1:-build/root}
+check_name=e2e_varlink_examples
+. tests/lib/check.sh
+
+name=svckit-e2e-varlink-$$
+dev/root boot "$name" || { echo "$check_name: 0 passed, 1 failed"; exit 1; }
+trap 'dev/root stop "$name"' EXIT
+c() { dev/root exec "$name" "$@"; }
+# A command in a unit of its own, as a real caller; its stdout and stderr are ours, its exit status too.
+# (--expand-environment=no: the shell snippets below use $$ themselves.)
+as_unit() { c systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no "$@"; }
+# varlinkctl in a unit; JSON sequences (--more) come with RS separators, dropped here.
+vl() { as_unit varlinkctl "$@" 2>&1 | tr -d '\036'; }
+
+identity=/run/svckit-example-identity.sock
+accept=/run/svckit-example-identity-accept.sock
+calc=/run/svckit-example-calc.sock
+bench=/run/svckit-example-bench.sock
+
+check "the build installs into the container" c sh -c "meson install -C /src/$build --no-rebuild --quiet >/dev/null && ldconfig"
+c systemctl daemon-reload
+
+# The installed units are the ones each binary prints from its spec, and systemd 262 finds nothing to say.
+for example in identity calc bench; do
+    out=$(c sh -c "d=\$(mktemp -d) && svckit-example-$example --print-units=\$d && cd \$d && for f in *; do cmp \$f /usr/lib/systemd/system/\$f || exit 1; done && ls" 2>&1)
+    check "svckit-example-$example: installed units are what --print-units writes ($(echo $out))" test -n "$out"
+    for unit in $out; do
+        v=$(c systemd-analyze verify "/usr/lib/systemd/system/$unit" 2>&1)
+        equals "systemd-analyze verify $unit prints nothing" "$v" ""
+    done
+done
+
+check "the sockets start" c systemctl start svckit-example-identity.socket svckit-example-identity-accept.socket \
+    svckit-example-calc.socket svckit-example-bench.socket
+for s in identity calc bench; do
+    equals "svckit-example-$s.service is not running before the first call" \
+        "$(c systemctl is-active svckit-example-$s.service)" inactive
+done
+
+# --- identity: the caller is the varlinkctl process itself (the shell execs it, keeping its pid)
+out=$(as_unit sh -c 'echo "pid=$$"; echo "cgroup=$(sed -n "s/^0:://p" /proc/self/cgroup)"; exec varlinkctl call --json=short '"$identity"' io.svckit.example.Identity.Whoami "{}"' 2>&1)
+pid=$(sed -n 's/^pid=//p' <<<"$out")
+cgroup=$(sed -n 's/^cgroup=//p' <<<"$out")
+reply=$(grep '^{' <<<"$out")
+contains "identity: Whoami returns the calling varlinkctl's pid ($pid)" "$reply" "\"pid\":$pid,"
+contains "identity: Whoami returns its cgroup ($cgroup)" "$reply" "\"cgroup\":\"$cgroup\""
+contains "identity: Whoami returns its unit" "$reply" "\"unit\":\"$(basename "$cgroup")\""
+contains "identity: uid and gid are root's" "$reply" '"uid":0,"gid":0'
+contains "identity: exe read through the pidfd is varlinkctl" "$reply" '"exe":"/usr/bin/varlinkctl"'
+contains "identity: comm is varlinkctl" "$reply" '"comm":"varlinkctl"'
+equals "identity: the first call activated the service" "$(c systemctl is-active svckit-example-identity.service)" active
+out=$(as_unit -p User=nobody sh -c 'echo "pid=$$"; exec varlinkctl call --json=short '"$identity"' io.svckit.example.Identity.Whoami "{}"' 2>&1)
+contains "identity: another user's call names that user (nobody)" "$out" '"uid":65534,"gid":65534'
+contains "identity: ...and its pid" "$out" "\"pid\":$(sed -n 's/^pid=//p' <<<"$out"),"
+
+out=$(vl info "$identity")
+contains "identity: varlinkctl info names the product" "$out" "svckit-example-identity"
+contains "identity: varlinkctl info lists the interface" "$out" "io.svckit.example.Identity"
+contains "identity: varlinkctl info lists org.varlink.service" "$out" "org.varlink.service"
+out=$(vl introspect "$identity" io.svckit.example.Identity)
+contains "identity: introspect serves the interface with its comments" "$out" "# Who is calling"
+c sh -c "varlinkctl introspect $identity io.svckit.example.Identity >/tmp/identity.varlink"
+check "identity: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/identity.varlink
+out=$(vl call --oneway "$identity" io.svckit.example.Identity.Whoami '{}'; echo "rc=$?")
+equals "identity: --oneway succeeds with no output" "$out" "rc=0"
+out=$(vl call --json=short "$identity" io.svckit.example.Identity.Stats '{}')
+contains "identity: Stats answers root" "$out" '"connections":'
+out=$(as_unit -p User=nobody varlinkctl call "$identity" io.svckit.example.Identity.Stats '{}' 2>&1; echo "rc=$?")
+contains "identity: Stats refuses another user: PermissionDenied" "$out" "Permission denied"
+contains "identity: ...and the call fails" "$out" "rc=1"
+out=$(as_unit sh -c "varlinkctl call --push-fd=0 $identity io.svckit.example.Identity.Whoami '{}' </etc/hostname" 2>&1; echo "rc=$?")
+contains "identity: sending an fd to the AcceptFileDescriptors=no socket fails with EPERM" "$out" "Operation not permitted"
+out=$(vl call --json=short "$identity" io.svckit.example.Identity.Whoami '{}')
+contains "identity: the service still answers after the refused fd" "$out" '"uid":0'
+
+# --- identity over Accept=yes: one instance per connection
+out=$(as_unit sh -c 'echo "pid=$$"; exec varlinkctl call --json=short '"$accept"' io.svckit.example.Identity.Whoami "{}"' 2>&1)
+contains "identity Accept=yes: the instance names the caller" "$out" "\"pid\":$(sed -n 's/^pid=//p' <<<"$out"),"
+check "identity Accept=yes: the instance ends with its connection" \
+    wait_for 5 sh -c "! dev/root exec $name systemctl list-units --no-legend 'svckit-example-identity-accept@*' | grep -q running"
+
+# --- calc: typed errors, streaming, fds accepted (AcceptFileDescriptors=yes)
+equals "calc: Apply add" "$(vl call --json=short "$calc" io.svckit.example.Calc.Apply '{"op":"add","a":40,"b":2}')" '{"result":42}'
+equals "calc: Apply divide" "$(vl call --json=short "$calc" io.svckit.example.Calc.Apply '{"op":"divide","a":-9,"b":2}')" '{"result":-4}'
+out=$(vl call --json=short "$calc" io.svckit.example.Calc.Apply '{"op":"divide","a":1,"b":0}')
+contains "calc: division by zero is the typed error DivisionByZero" "$out" "io.svckit.example.Calc.DivisionByZero"
+out=$(vl call --json=short "$calc" io.svckit.example.Calc.Apply '{"op":"multiply","a":9223372036854775807,"b":2}')
+contains "calc: overflow is the typed error Overflow" "$out" "io.svckit.example.Calc.Overflow"
+contains "calc: ...with its parameter" "$out" '{"op":"multiply"}'
+out=$(vl call --json=short "$calc" io.svckit.example.Calc.Apply '{"op":"power","a":1,"b":2}')
+contains "calc: an unknown enum value is InvalidParameter op" "$out" '{"parameter":"op"}'
+equals "calc: Sum" "$(vl call --json=short "$calc" io.svckit.example.Calc.Sum '{"values":[1,2,3,36]}')" '{"sum":42,"count":4}'
+out=$(vl call --more --collect --json=short "$calc" io.svckit.example.Calc.Fibonacci '{"n":6}')
+equals "calc: Fibonacci --more streams every number" "$out" \
+    '[{"index":0,"value":0},{"index":1,"value":1},{"index":2,"value":1},{"index":3,"value":2},{"index":4,"value":3},{"index":5,"value":5}]'
+out=$(vl call "$calc" io.svckit.example.Calc.Fibonacci '{"n":6}')
+contains "calc: Fibonacci without --more is ExpectedMore" "$out" "without 'more' flag"
+c sh -c 'printf "1\n2\n\n39\n" >/tmp/numbers'
+out=$(as_unit sh -c "varlinkctl call --json=short --push-fd=0 $calc io.svckit.example.Calc.SumFile '{\"fd\":0}' </tmp/numbers" 2>&1)
+equals "calc: SumFile reads the fd passed with the call (AcceptFileDescriptors=yes)" "$out" '{"sum":42,"lines":3}'
+out=$(vl call --json=short "$calc" io.svckit.example.Calc.SumFile '{"fd":0}')
+contains "calc: SumFile without an fd is NoSuchFd" "$out" "io.svckit.example.Calc.NoSuchFd"
+out=$(as_unit sh -c "varlinkctl call --json=short --push-fd=0 $calc io.svckit.example.Calc.Sum '{\"values\":[1]}' </tmp/numbers" 2>&1)
+equals "calc: an fd sent to a method that takes none is closed, the call answered" "$out" '{"sum":1,"count":1}'
+c sh -c "varlinkctl introspect $calc io.svckit.example.Calc >/tmp/calc.varlink"
+check "calc: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/calc.varlink
+equals "calc: the socket carries AcceptFileDescriptors=yes" \
+    "$(c systemctl show -P AcceptFileDescriptors svckit-example-calc.socket)" yes
+
+# --- bench
+equals "bench: Echo" "$(vl call --json=short "$bench" org.example.bench.Echo '{"text":"hi"}')" '{"text":"hi"}'
+equals "bench: Add" "$(vl call --json=short "$bench" org.example.bench.Add '{"a":40,"b":2}')" '{"sum":42}'
+equals "bench: Count --more" "$(vl call --more --collect --json=short "$bench" org.example.bench.Count '{"n":3}')" \
+    '[{"i":0},{"i":1},{"i":2}]'
+out=$(vl call --oneway "$bench" org.example.bench.Echo '{"text":"x"}'; echo "rc=$?")
+equals "bench: --oneway" "$out" "rc=0"
+c sh -c "varlinkctl introspect $bench org.example.bench >/tmp/bench.varlink"
+check "bench: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/bench.varlink
+out=$(vl info "$bench")
+contains "bench: info lists org.example.bench" "$out" "org.example.bench"
+
+# --- a socket whose unit lost PassPIDFD=yes: the service refuses to start, naming the line to add
+c mkdir -p /run/systemd/system/svckit-example-calc.socket.d
+c sh -c 'printf "[Socket]\nPassPIDFD=no\n" >/run/systemd/system/svckit-example-calc.socket.d/no-pidfd.conf'
+c systemctl daemon-reload
+c systemctl stop svckit-example-calc.service svckit-example-calc.socket
+c systemctl start svckit-example-calc.socket
+out=$(vl call "$calc" io.svckit.example.Calc.Sum '{"values":[]}')
+check "calc without PassPIDFD: the call fails" test -n "$out"
+check "calc without PassPIDFD: the journal names the unit line" \
+    wait_for 5 sh -c "dev/root exec $name journalctl -b -u svckit-example-calc.service --no-pager | grep -q \"add 'PassPIDFD=yes'\""
+c rm -r /run/systemd/system/svckit-example-calc.socket.d
+c systemctl daemon-reload
+c systemctl reset-failed svckit-example-calc.service svckit-example-calc.socket >/dev/null 2>&1
+c systemctl restart svckit-example-calc.socket
+equals "calc with the unit fixed answers again" \
+    "$(vl call --json=short "$calc" io.svckit.example.Calc.Sum '{"values":[2]}')" '{"sum":2,"count":1}'
+
+summary
