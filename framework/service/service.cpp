@@ -27,7 +27,6 @@ using namespace std::chrono_literals;
 // How long a graceful stop waits for in-flight calls before exiting anyway (systemd's own TimeoutStopSec=
 // default is 90 s; a service that needs longer says so in its stop()).
 constexpr auto drainTimeout = 10s;
-constexpr auto drainPoll = 10ms;
 
 void notify(bool enabled, const std::string& state) {
     if (enabled)
@@ -50,11 +49,7 @@ struct Service::Runtime {
     bool stopping = false;
     bool acceptMode = false; // serving one Accept=yes connection: exit when it is gone
     std::vector<EventSource> sources;
-    EventSource idleTimer;
     EventSource drainTimer;
-    std::chrono::microseconds lastBusy{0};
-    uint64_t lastAccepted = 0;
-    std::chrono::microseconds drainStarted{0};
 };
 
 Service::Service(ServiceSpec spec) : spec_(std::move(spec)) {}
@@ -111,36 +106,24 @@ void Service::requestStop() {
     Runtime& rt = *runtime_;
     rt.stopping = true;
     notify(rt.notify, "STOPPING=1");
-    rt.idleTimer.reset();
-    if (rt.server)
+    if (rt.server) {
+        (void)rt.server->setIdleCallback({}, {});
         rt.server->stopAccepting();
+    }
     stop();
-    rt.drainStarted = rt.loop.now();
-    auto check = [this] {
-        Runtime& r = *runtime_;
-        size_t pending = r.server ? r.server->pendingCalls() : 0;
-        if (pending == 0) {
-            r.loop.exit(0);
-            return;
-        }
-        if (r.loop.now() - r.drainStarted >= drainTimeout) {
-            logWarning("Stopping with {} call(s) still unanswered after {} s", pending,
-                       std::chrono::duration_cast<std::chrono::seconds>(drainTimeout).count());
-            r.loop.exit(0);
-            return;
-        }
-        (void)r.drainTimer.rearmTimer(drainPoll);
-    };
-    if ((rt.server ? rt.server->pendingCalls() : 0) == 0) {
+    if (!rt.server) {
         rt.loop.exit(0);
         return;
     }
-    auto timer = rt.loop.addTimer(drainPoll, check);
-    if (!timer) {
-        rt.loop.exit(0);
-        return;
-    }
-    rt.drainTimer = std::move(*timer);
+    // Exit once every call in flight is answered and written, or after drainTimeout whatever is left.
+    auto timeout = rt.loop.addTimer(drainTimeout, [this] {
+        logWarning("Stopping with {} call(s) still unanswered after {} s", runtime_->server->pendingCalls(),
+                   std::chrono::duration_cast<std::chrono::seconds>(drainTimeout).count());
+        runtime_->loop.exit(0);
+    });
+    if (timeout)
+        rt.drainTimer = std::move(*timeout);
+    rt.server->whenDrained([this] { runtime_->loop.exit(0); });
 }
 
 Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& options) {
@@ -260,29 +243,14 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
             return std::unexpected(post.error());
         rt.sources.push_back(std::move(*post));
     } else if (spec_.exitOnIdle > std::chrono::milliseconds(0)) {
-        auto idle = std::chrono::duration_cast<std::chrono::microseconds>(spec_.exitOnIdle);
-        auto period = std::max<std::chrono::microseconds>(idle / 4, 5ms);
-        rt.lastBusy = rt.loop.now();
-        auto timer = rt.loop.addTimer(
-            period,
-            [this, idle, period] {
-                Runtime& r = *runtime_;
-                uint64_t accepted = r.server->counters().connectionsAccepted;
-                if (r.server->connectionCount() > 0 || accepted != r.lastAccepted) {
-                    r.lastAccepted = accepted;
-                    r.lastBusy = r.loop.now();
-                } else if (r.loop.now() - r.lastBusy >= idle) {
-                    logInfo("No connection for {} ms: exiting until the next one",
-                            std::chrono::duration_cast<std::chrono::milliseconds>(idle).count());
-                    requestStop();
-                    return;
-                }
-                (void)r.idleTimer.rearmTimer(period);
-            },
-            std::min<std::chrono::microseconds>(period / 4, 50ms));
-        if (!timer)
-            return std::unexpected(timer.error());
-        rt.idleTimer = std::move(*timer);
+        auto idle = spec_.exitOnIdle;
+        auto armed = rt.server->setIdleCallback(
+            std::chrono::duration_cast<std::chrono::microseconds>(idle), [this, idle] {
+                logInfo("No connection for {} ms: exiting until the next one", idle.count());
+                requestStop();
+            });
+        if (!armed)
+            return std::unexpected(armed.error());
     }
 
     if (rt.notify) {
@@ -298,7 +266,6 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
     auto code = rt.loop.run();
     // Connections and sources go before the loop they live on.
     rt.sources.clear();
-    rt.idleTimer.reset();
     rt.drainTimer.reset();
     rt.server.reset();
     return code;
