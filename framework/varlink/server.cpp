@@ -24,6 +24,8 @@ constexpr size_t readChunk = 64 * 1024;
 // Reads per wake-up before other connections get their turn (level-triggered: the rest is read next time).
 constexpr int readsPerWakeup = 16;
 constexpr int acceptsPerWakeup = 64;
+// Ready connections taken from the server's epoll per dispatch (the rest stay ready for the next one).
+constexpr int readyPerWakeup = 64;
 
 constexpr std::string_view serviceInterfaceName = "org.varlink.service";
 constexpr std::string_view serviceInterfaceDescription =
@@ -135,7 +137,7 @@ public:
     Connection(ServerImpl& server, UniqueFd fd, bool acceptFds, PeerIdentity peer)
         : server_(server), fd_(std::move(fd)), acceptFds_(acceptFds), peer_(std::move(peer)) {}
 
-    Result<void> start(EventLoop& loop);
+    Result<void> start();
     void onIo(uint32_t revents);
     // Flushes output, resumes input held back by the output limit, updates the epoll events.
     void service();
@@ -169,13 +171,14 @@ private:
     void advanceQueue();
     [[nodiscard]] size_t pendingOutput() const noexcept { return out_.size() - outBegin_ + slotBytes_; }
     void markDirty();
+    Result<void> watch(uint32_t events);
 
     ServerImpl& server_;
     UniqueFd fd_;
     bool acceptFds_;
     PeerIdentity peer_;
-    EventSource io_;
-    uint32_t events_ = EPOLLIN;
+    uint32_t events_ = 0; // what the server's epoll waits for on fd_ (0: not registered)
+    bool inIo_ = false;   // onIo() is running and will service() at its end
 
     std::vector<char> in_;
     size_t inBegin_ = 0;   // start of the first unprocessed message
@@ -212,7 +215,9 @@ public:
     Result<void> listen(UniqueFd fd, SocketSpec spec);
     Result<void> addConnection(UniqueFd fd, const SocketSpec& spec);
     void onAccept(size_t listenerIndex);
-    void onPost();
+    void onReady();
+    void serviceDirty();
+    void wake();
     void closed(detail::Connection& connection);
 
     [[nodiscard]] const InterfaceEntry* findInterface(std::string_view name) const {
@@ -238,22 +243,40 @@ public:
     std::unordered_map<uid_t, unsigned> perUid_;
     std::vector<std::shared_ptr<detail::Connection>> dirty_;
     std::vector<std::shared_ptr<detail::Connection>> graveyard_;
-    EventSource post_;
+    // The connections wait on the server's own epoll instance, which the loop watches as one source: a
+    // wake-up serves every ready connection in one dispatch (sd-event would dispatch one source per
+    // iteration, each iteration with its own epoll_wait).
+    UniqueFd poll_;
+    EventSource pollSource_;
+    bool inReady_ = false;
+    // Work left by callbacks other than onReady (replies of deferred calls, closed connections): done in the
+    // next iteration.
+    EventSource wake_;
 };
 
 namespace detail {
 
-Result<void> Connection::start(EventLoop& loop) {
-    auto source = loop.addIo(fd_.get(), EPOLLIN, [this](uint32_t revents) { onIo(revents); });
-    if (!source)
-        return std::unexpected(source.error());
-    io_ = std::move(*source);
+Result<void> Connection::start() {
+    return watch(EPOLLIN);
+}
+
+// Registers, changes or removes fd_ in the server's epoll. Without any event it is removed, not left with an
+// empty mask: epoll reports EPOLLHUP and EPOLLERR even then, and would report a hung-up peer forever.
+Result<void> Connection::watch(uint32_t events) {
+    if (events == events_)
+        return {};
+    int op = events == 0 ? EPOLL_CTL_DEL : events_ == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    epoll_event event{.events = events, .data = {.ptr = this}};
+    if (::epoll_ctl(server_.poll_.get(), op, fd_.get(), &event) < 0)
+        return failErrno("Failed to watch a varlink connection");
+    events_ = events;
     return {};
 }
 
 void Connection::onIo(uint32_t revents) {
     if (closed_)
         return;
+    inIo_ = true;
     if (revents & EPOLLOUT)
         flush();
     if (!closed_ && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
@@ -261,6 +284,7 @@ void Connection::onIo(uint32_t revents) {
     // A full hang-up: nobody can read the replies any more (and epoll would report it forever).
     if (!closed_ && eof_ && (revents & EPOLLHUP))
         close();
+    inIo_ = false;
     if (!closed_)
         service();
 }
@@ -505,9 +529,11 @@ void Connection::abandon(uint64_t id, const CallFlags& flags) noexcept {
 }
 
 void Connection::markDirty() {
-    if (!dirty) {
+    // Replies written while this connection's own onIo() runs are sent by the service() at its end.
+    if (!dirty && !inIo_) {
         dirty = true;
         server_.dirty_.push_back(shared_from_this());
+        server_.wake();
     }
 }
 
@@ -561,16 +587,9 @@ void Connection::service() {
         events |= EPOLLIN;
     if (outBegin_ != out_.size())
         events |= EPOLLOUT;
-    if (events != events_) {
-        events_ = events;
-        // With no events at all the source is turned off rather than left waiting on nothing.
-        auto r = events ? io_.setIoEvents(events) : Result<void>{};
-        if (r)
-            r = io_.setEnabled(events != 0);
-        if (!r) {
-            logDebug("varlink: {}", r.error().message());
-            close();
-        }
+    if (auto r = watch(events); !r) {
+        logDebug("varlink: {}", r.error().message());
+        close();
     }
 }
 
@@ -584,8 +603,9 @@ void Connection::close() {
     if (closed_)
         return;
     closed_ = true;
-    // The source may be the one dispatching right now: turn it off, and free it later (in the post handler).
-    (void)io_.setEnabled(false);
+    // This connection may be the one being served right now: it is freed later, by
+    // ServerImpl::serviceDirty().
+    (void)watch(0);
     fds_.clear();
     slots_.clear();
     fd_.reset();
@@ -668,10 +688,17 @@ Result<void> ServerImpl::init() {
     allocator_ = yyjson_alc_dyn_new();
     if (!allocator_)
         return fail(ENOMEM, "Failed to create the JSON allocator");
-    auto post = loop_.addPost([this] { onPost(); });
-    if (!post)
-        return std::unexpected(post.error());
-    post_ = std::move(*post);
+    poll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!poll_)
+        return failErrno("Failed to create the varlink server's epoll instance");
+    auto pollSource = loop_.addIo(poll_.get(), EPOLLIN, [this](uint32_t) { onReady(); });
+    if (!pollSource)
+        return std::unexpected(pollSource.error());
+    pollSource_ = std::move(*pollSource);
+    auto wake = loop_.addDefer([this] { serviceDirty(); });
+    if (!wake)
+        return std::unexpected(wake.error());
+    wake_ = std::move(*wake);
 
     Interface service{
         .name = std::string(serviceInterfaceName),
@@ -750,9 +777,9 @@ Result<void> ServerImpl::addConnection(UniqueFd fd, const SocketSpec& spec) {
     }
     if (spec.type == SocketType::Stream) {
         // Varlink's caller is the connection's peer, taken above once (as sd-varlink does). Per-message
-        // SCM_CREDENTIALS and SCM_PIDFD would only make the kernel build a pidfd on every read for us to close:
-        // about a third of the server's CPU per call when each wake-up carries one call. The listener keeps its
-        // options (they are what its unit promised, and what the next connection inherits).
+        // SCM_CREDENTIALS and SCM_PIDFD would only make the kernel build a pidfd on every read for us to
+        // close: about a third of the server's CPU per call when each wake-up carries one call. The listener
+        // keeps its options (they are what its unit promised, and what the next connection inherits).
         static constexpr int off = 0;
         (void)::setsockopt(fd.get(), SOL_SOCKET, SO_PASSPIDFD, &off, sizeof off);
         (void)::setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &off, sizeof off);
@@ -764,7 +791,7 @@ Result<void> ServerImpl::addConnection(UniqueFd fd, const SocketSpec& spec) {
     }
     auto connection = std::make_shared<detail::Connection>(*this, std::move(fd), spec.acceptFileDescriptors,
                                                            std::move(*peer));
-    if (auto r = connection->start(loop_); !r)
+    if (auto r = connection->start(); !r)
         return r;
     ++perUid_[uid];
     ++counters_.connectionsAccepted;
@@ -781,9 +808,27 @@ void ServerImpl::closed(detail::Connection& connection) {
         perUid_.erase(u);
     graveyard_.push_back(std::move(it->second));
     connections_.erase(it);
+    wake();
 }
 
-void ServerImpl::onPost() {
+void ServerImpl::onReady() {
+    epoll_event events[readyPerWakeup];
+    int n = ::epoll_wait(poll_.get(), events, readyPerWakeup, 0);
+    inReady_ = true;
+    // A connection closed while serving an earlier one stays alive (in graveyard_) until serviceDirty().
+    for (int i = 0; i < n; ++i)
+        static_cast<detail::Connection*>(events[i].data.ptr)->onIo(events[i].events);
+    inReady_ = false;
+    serviceDirty();
+}
+
+void ServerImpl::wake() {
+    // Within onReady() the serviceDirty() at its end does the work.
+    if (!inReady_)
+        (void)wake_.enableOnce();
+}
+
+void ServerImpl::serviceDirty() {
     // Replies sent from callbacks other than the connection's own I/O handler: one send per connection.
     for (size_t i = 0; i < dirty_.size(); ++i) {
         auto connection = dirty_[i]; // a copy: service() may run handlers that append to dirty_
