@@ -229,6 +229,8 @@ public:
         auto it = interfaces_.find(name);
         return it == interfaces_.end() ? nullptr : &it->second;
     }
+    // "iface.Method" to its registered method, or nullptr.
+    [[nodiscard]] const Method* findMethod(std::string_view name);
     void getInfo(Call& call);
     void getInterfaceDescription(Call& call);
 
@@ -246,6 +248,10 @@ public:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::unordered_map<detail::Connection*, std::shared_ptr<detail::Connection>> connections_;
     std::unordered_map<uid_t, unsigned> perUid_;
+    // The method found last, by its full name: a client mostly calls the same method again, and comparing the
+    // name costs less than hashing it twice (interface, then method).
+    std::string lastMethodName_;
+    const Method* lastMethod_ = nullptr;
     std::vector<std::shared_ptr<detail::Connection>> dirty_;
     std::vector<std::shared_ptr<detail::Connection>> graveyard_;
     // The connections wait on the server's own epoll instance, which the loop watches as one source: a
@@ -443,15 +449,7 @@ void Connection::dispatch(std::string_view method, JsonView parameters, CallFlag
     if (!slots_.empty() && !flags.oneway)
         slots_.push_back(Slot{.id = id, .buffered = {}, .finished = false});
 
-    const Method* target = nullptr;
-    size_t dot = method.rfind('.');
-    if (dot != std::string_view::npos) {
-        if (const InterfaceEntry* interface = server_.findInterface(method.substr(0, dot))) {
-            auto it = interface->methods.find(method.substr(dot + 1));
-            if (it != interface->methods.end())
-                target = &it->second;
-        }
-    }
+    const Method* target = server_.findMethod(method);
 
     if (target && target->acceptsFds)
         callFds_.swap(fds_);
@@ -736,6 +734,24 @@ Result<void> ServerImpl::init() {
     service.methods.push_back(Method{.name = "GetInterfaceDescription",
                                      .handler = [this](Call& call) { getInterfaceDescription(call); }});
     return addInterface(std::move(service));
+}
+
+const Method* ServerImpl::findMethod(std::string_view name) {
+    if (lastMethod_ && name == lastMethodName_)
+        return lastMethod_;
+    size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos)
+        return nullptr;
+    const InterfaceEntry* interface = findInterface(name.substr(0, dot));
+    if (!interface)
+        return nullptr;
+    auto it = interface->methods.find(name.substr(dot + 1));
+    if (it == interface->methods.end())
+        return nullptr;
+    // Methods live in map nodes: the pointer stays valid while interfaces are added.
+    lastMethodName_.assign(name);
+    lastMethod_ = &it->second;
+    return lastMethod_;
 }
 
 Result<void> ServerImpl::addInterface(Interface interface) {
