@@ -4,7 +4,8 @@
 // received is answered by a new call, written in one batch per wake-up), single-threaded on epoll. After a
 // warm-up it measures for D seconds (or until --max-calls replies, whichever is first): replies/s, per-call
 // latency p50/p99 (send to reply, from a log-linear histogram, ~1.5% resolution), and the server's CPU time
-// (utime+stime of --pid from /proc/PID/stat, all its threads) divided by the calls completed.
+// (utime+stime of --pid from /proc/PID/stat, all its threads) divided by the calls completed, and the server's
+// voluntary context switches per call (its sleeps in epoll_wait: 1 means one call per wake-up).
 //
 // Output: one line of key=value pairs (see print at the end). Exit status 0 if every reply was a success.
 //
@@ -105,6 +106,16 @@ std::optional<std::uint64_t> cpu_ticks(long pid) {
     return ut + st;
 }
 
+// Voluntary context switches of a process's main thread (/proc/PID/status): each is a sleep in epoll_wait for a
+// single-threaded server, so per call they say how many calls one wake-up carries.
+std::optional<std::uint64_t> voluntary_switches(long pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.starts_with("voluntary_ctxt_switches:")) return std::stoull(line.substr(line.find(':') + 1));
+    return std::nullopt;
+}
+
 [[noreturn]] void usage() {
     std::println(stderr, "usage: loadgen --path SOCK --pid SERVER_PID [--conns N] [--inflight M] [--seconds D] "
                          "[--warmup W] [--max-calls K]");
@@ -198,7 +209,7 @@ int main(int argc, char** argv) {
     const auto hard_end = warm_end + std::uint64_t(seconds * 1e9);
     bool measuring = false;
     std::uint64_t meas_start = 0, meas_end = 0, calls = 0, errors = 0;
-    std::optional<std::uint64_t> cpu0, cpu1;
+    std::optional<std::uint64_t> cpu0, cpu1, sw0, sw1;
     Histogram hist;
     std::vector<char> rbuf(1 << 16);
     std::array<epoll_event, 256> evs;
@@ -210,6 +221,7 @@ int main(int argc, char** argv) {
             measuring = true;
             meas_start = t;
             cpu0 = cpu_ticks(pid);
+            sw0 = voluntary_switches(pid);
             if (!cpu0) {
                 std::println(stderr, "loadgen: cannot read /proc/{}/stat", pid);
                 return 1;
@@ -218,6 +230,7 @@ int main(int argc, char** argv) {
         if (measuring && (t >= hard_end || calls >= max_calls)) {
             meas_end = t;
             cpu1 = cpu_ticks(pid);
+            sw1 = voluntary_switches(pid);
             break;
         }
         int timeout_ms = int(((measuring ? hard_end : warm_end) - t) / 1'000'000u) + 1;
@@ -273,9 +286,10 @@ int main(int argc, char** argv) {
     double secs = double(meas_end - meas_start) / 1e9;
     double cpu_us = cpu1 && cpu0 ? double(*cpu1 - *cpu0) * 1e6 / double(sysconf(_SC_CLK_TCK)) : NAN;
     std::println("conns={} inflight={} seconds={:.3f} calls={} errors={} calls_per_s={:.0f} p50_us={:.1f} p99_us={:.1f} "
-                 "server_cpu_s={:.3f} server_cpu_us_per_call={:.2f} server_cpu_util={:.2f}",
+                 "server_cpu_s={:.3f} server_cpu_us_per_call={:.2f} server_cpu_util={:.2f} server_sleeps_per_call={:.3f}",
                  conns, inflight, secs, calls, errors, double(calls) / secs, hist.quantile(0.50) / 1e3,
-                 hist.quantile(0.99) / 1e3, cpu_us / 1e6, calls ? cpu_us / double(calls) : NAN, cpu_us / 1e6 / secs);
+                 hist.quantile(0.99) / 1e3, cpu_us / 1e6, calls ? cpu_us / double(calls) : NAN, cpu_us / 1e6 / secs,
+                 sw0 && sw1 && calls ? double(*sw1 - *sw0) / double(calls) : NAN);
     for (auto& c : cs) close(c->fd);
     return errors ? 1 : 0;
 }

@@ -45,8 +45,9 @@ int onSignal(sd_event_source*, const signalfd_siginfo* info, void* userdata) noe
     return 0;
 }
 
+// Post and defer sources.
 int onPost(sd_event_source*, void* userdata) noexcept {
-    callCatching("post", [&] { (*static_cast<EventLoop::DeferHandler*>(userdata))(); });
+    callCatching("deferred", [&] { (*static_cast<EventLoop::DeferHandler*>(userdata))(); });
     return 0;
 }
 
@@ -89,6 +90,13 @@ Result<void> EventSource::rearmTimer(std::chrono::microseconds after) {
         r = sd_event_source_set_enabled(source_, SD_EVENT_ONESHOT);
     if (r < 0)
         return std::unexpected(Error::fromErrno(-r, "Failed to re-arm timer"));
+    return {};
+}
+
+Result<void> EventSource::enableOnce() {
+    int r = sd_event_source_set_enabled(source_, SD_EVENT_ONESHOT);
+    if (r < 0)
+        return std::unexpected(Error::fromErrno(-r, "Failed to enable event source"));
     return {};
 }
 
@@ -150,6 +158,18 @@ Result<EventSource> EventLoop::addPost(DeferHandler handler) {
     sd_event_source* source = nullptr;
     int r = sd_event_add_post(event_, &source, onPost, h);
     return adopt(r, source, h, "post");
+}
+
+Result<EventSource> EventLoop::addDefer(DeferHandler handler) {
+    auto* h = new DeferHandler(std::move(handler));
+    sd_event_source* source = nullptr;
+    int r = sd_event_add_defer(event_, &source, onPost, h);
+    auto adopted = adopt(r, source, h, "defer");
+    // sd-event creates defer sources on (due in every iteration); this one waits for enableOnce().
+    if (adopted)
+        if (auto off = adopted->setEnabled(false); !off)
+            return std::unexpected(off.error());
+    return adopted;
 }
 
 Result<int> EventLoop::run() {

@@ -1,12 +1,22 @@
 #include <svckit/varlink_json.hpp>
 
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 namespace svckit::varlink {
 namespace {
 
 constexpr char hexDigits[] = "0123456789abcdef";
+
+// Bytes that go into a JSON string as they are: printable ASCII except '"' and '\\'.
+constexpr std::array<bool, 256> plainBytes = [] {
+    std::array<bool, 256> table{};
+    for (int c = 0x20; c < 0x80; ++c)
+        table[static_cast<size_t>(c)] = c != '"' && c != '\\';
+    return table;
+}();
 
 // The length of the valid UTF-8 sequence starting at text[i] (1-4), or 0 when it is invalid (overlong forms,
 // surrogates and code points above U+10FFFF are invalid, as RFC 3629 says).
@@ -73,8 +83,22 @@ JsonDocument::~JsonDocument() {
 }
 
 void JsonWriter::appendString(std::string_view text) {
-    out_.push_back('"');
     size_t i = 0;
+    while (i < text.size() && plainBytes[static_cast<unsigned char>(text[i])])
+        ++i;
+    if (i == text.size()) {
+        // Nothing to escape (names, most values): the quoted text in one copy.
+        size_t at = out_.size();
+        out_.resize_and_overwrite(at + text.size() + 2, [&](char* p, size_t n) {
+            p[at] = '"';
+            if (!text.empty())
+                std::memcpy(p + at + 1, text.data(), text.size());
+            p[n - 1] = '"';
+            return n;
+        });
+        return;
+    }
+    out_.push_back('"');
     size_t runStart = 0;
     while (i < text.size()) {
         unsigned char c = static_cast<unsigned char>(text[i]);

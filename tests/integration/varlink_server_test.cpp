@@ -221,6 +221,35 @@ TEST(VarlinkServer, AnswersManyMessagesMergedIntoOneWrite) {
     EXPECT_EQ(server.stop().calls, 500u);
 }
 
+TEST(VarlinkServer, AnswersEveryConnectionWhenManyAreReadyAtOnceAndOneOfThemIsClosed) {
+    TestServer server;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 40; ++i)
+        clients.push_back(std::make_unique<Client>(server.path()));
+    // Several rounds, each written to all connections before any reply is read: the server finds many of them
+    // ready in one wake-up, one of which it closes for malformed JSON in the middle of the others.
+    constexpr size_t bad = 20;
+    for (int round = 0; round < 3; ++round) {
+        for (size_t i = 0; i < clients.size(); ++i) {
+            if (i == bad && round == 1) {
+                ASSERT_TRUE(clients[i]->sendRaw(std::string_view("{\"method\":\0", 11)));
+            } else if (i != bad || round == 0) {
+                ASSERT_TRUE(clients[i]->call(echo(std::format("c{}r{}", i, round))));
+            }
+        }
+        for (size_t i = 0; i < clients.size(); ++i) {
+            if (i == bad && round == 1) {
+                EXPECT_TRUE(clients[i]->closedByServer());
+            } else if (i != bad || round == 0) {
+                EXPECT_EQ(parse(clients[i]->receive()).text(), std::format("c{}r{}", i, round));
+            }
+        }
+    }
+    Snapshot counters = server.stop();
+    EXPECT_EQ(counters.protocolErrors, 1u);
+    EXPECT_EQ(counters.calls, 40u + 39u + 39u);
+}
+
 TEST(VarlinkServer, TurnsAHandlerExceptionIntoAnErrorReply) {
     TestServer server;
     Client client(server.path());

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <memory>
+#include <optional>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -111,6 +112,32 @@ TEST(EventLoop, PostSourcesRunAfterTheIterationsOtherHandlers) {
     ASSERT_TRUE(post.has_value() && t.has_value());
     ASSERT_TRUE(loop.run().has_value());
     EXPECT_EQ(order, "timer;post;");
+}
+
+TEST(EventLoop, DeferSourceRunsOnceEachTimeItIsEnabledOnce) {
+    auto loop = makeLoop();
+    int runs = 0;
+    std::optional<svckit::EventSource> defer;
+    auto d = loop.addDefer([&] { ++runs; });
+    ASSERT_TRUE(d.has_value());
+    defer = std::move(*d);
+    // Created off: a timer later in the loop sees it has not run.
+    int seenByFirstTimer = -1, seenBySecondTimer = -1;
+    auto first = loop.addTimer(1ms, [&] {
+        seenByFirstTimer = runs;
+        // Enabled twice before it runs: it still runs once.
+        ASSERT_TRUE(defer->enableOnce().has_value());
+        ASSERT_TRUE(defer->enableOnce().has_value());
+    });
+    auto second = loop.addTimer(20ms, [&] {
+        seenBySecondTimer = runs;
+        loop.exit(0);
+    });
+    ASSERT_TRUE(first.has_value() && second.has_value());
+    ASSERT_TRUE(loop.run().has_value());
+    EXPECT_EQ(seenByFirstTimer, 0);
+    EXPECT_EQ(seenBySecondTimer, 1);
+    EXPECT_EQ(runs, 1);
 }
 
 } // namespace

@@ -24,6 +24,19 @@ TEST(JsonWriter, EscapesQuotesBackslashesAndControlCharacters) {
     EXPECT_EQ(written([&](JsonWriter& w) { w.value(text); }), R"("a\"b\\c\n\t\r\b\f\u0001\u001f")");
 }
 
+TEST(JsonWriter, AppendsPlainAndEmptyStringsAfterWhatTheBufferHolds) {
+    std::string out = "prefix:";
+    JsonWriter w(out);
+    w.beginArray();
+    w.value("");
+    w.value("plain text");
+    w.value(std::string(1000, 'x')); // past the buffer's capacity: the string grows
+    w.value("ends with a quote\"");
+    w.endArray();
+    EXPECT_EQ(out,
+              "prefix:[\"\",\"plain text\",\"" + std::string(1000, 'x') + "\",\"ends with a quote\\\"\"]");
+}
+
 TEST(JsonWriter, EscapesNulSoItCannotEndAFrame) {
     std::string text("x\0y", 3);
     std::string out = written([&](JsonWriter& w) { w.value(text); });

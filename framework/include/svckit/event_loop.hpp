@@ -42,6 +42,9 @@ public:
     Result<void> setIoEvents(uint32_t events);
     // For timers: fire `after` from now (and enable as one-shot).
     Result<void> rearmTimer(std::chrono::microseconds after);
+    // Enables the source for one dispatch (SD_EVENT_ONESHOT): a defer source runs once in the next iteration.
+    // Calling it again before then changes nothing. No syscall: cheap enough for every call of a hot path.
+    Result<void> enableOnce();
 
 private:
     sd_event_source* source_ = nullptr;
@@ -74,8 +77,12 @@ public:
              std::chrono::microseconds accuracy = std::chrono::milliseconds(1));
     // Blocks the signal for the process and handles it in the loop.
     [[nodiscard]] Result<EventSource> addSignal(int signal, SignalHandler handler);
-    // Runs once per loop iteration before waiting, while enabled (for batched flushing).
+    // Runs once per loop iteration before waiting, while enabled (for batched flushing). A post source is
+    // marked due when another source is dispatched, so one enabled during a dispatch waits for the next one.
     [[nodiscard]] Result<EventSource> addPost(DeferHandler handler);
+    // Created off: runs once in the next iteration each time EventSource::enableOnce() is called on it (work
+    // queued from any callback, done without waiting for another event).
+    [[nodiscard]] Result<EventSource> addDefer(DeferHandler handler);
 
     // Runs until exit() is called; returns the exit code.
     [[nodiscard]] Result<int> run();
