@@ -16,10 +16,15 @@ stream=/run/svckit-example-peercred.sock
 seqpacket=/run/svckit-example-peercred.seqpacket
 accept=/run/svckit-example-peercred-accept.sock
 options='{"SO_PASSCRED":1,"SO_PASSPIDFD":1,"SO_PASSRIGHTS":0}'
-log=$(mktemp)
-trap 'kill $(jobs -p) 2>/dev/null; rm -f "$log"' EXIT
+logs=$(mktemp -d)
+runs=0
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
 
-start() { # start LOG ENV... -- ARGS: runs svckit activate in the background
+# Each run logs to a file of its own: a per-connection instance of an earlier run may still be writing to its
+# log after that run was stopped, and its lines must not be taken for the next run's.
+start() { # start ENV... -- ARGS: runs svckit activate in the background
+    runs=$((runs + 1))
+    log=$logs/$runs.log
     "$@" >"$log" 2>&1 &
     pid=$!
 }
