@@ -812,6 +812,9 @@ void Connection::protocolError(std::string_view what) {
 
 void Connection::handOver() {
     UpgradeHandler then = std::exchange(upgradeHandler_, nullptr);
+    // Out of the server's epoll while the fd is still ours to name: close() cannot remove it once it is moved
+    // out, and epoll would go on reporting the handed-over socket for this (soon freed) connection.
+    (void)watch(0);
     UpgradedConnection upgraded{
         .fd = std::move(fd_), .pending = std::string(in_.data() + inBegin_, inEnd_ - inBegin_), .peer = {}};
     ++server_.counters_.connectionsUpgraded;
@@ -831,7 +834,7 @@ void Connection::close() {
         return;
     closed_ = true;
     // This connection may be the one being served right now: it is freed later, by
-    // ServerImpl::serviceDirty().
+    // ServerImpl::serviceDirty(). It leaves the server's epoll first (with fd_ still set: see handOver()).
     (void)watch(0);
     fds_.clear();
     slots_.clear();
