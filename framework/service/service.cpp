@@ -47,7 +47,6 @@ struct Service::Runtime {
     std::optional<varlink::Server> server;
     bool notify = true; // the main process talks to systemd; workers do not
     bool stopping = false;
-    bool acceptMode = false; // serving one Accept=yes connection: exit when it is gone
     std::vector<EventSource> sources;
     EventSource drainTimer;
 };
@@ -117,7 +116,7 @@ void Service::requestStop() {
     }
     // Exit once every call in flight is answered and written, or after drainTimeout whatever is left.
     auto timeout = rt.loop.addTimer(drainTimeout, [this] {
-        logWarning("Stopping with {} call(s) still unanswered after {} s", runtime_->server->pendingCalls(),
+        logWarning("Stopping with {} call(s) still unanswered after {} s", runtime_->server->callsInFlight(),
                    std::chrono::duration_cast<std::chrono::seconds>(drainTimeout).count());
         runtime_->loop.exit(0);
     });
@@ -213,8 +212,6 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
         if (auto ok = rt.server->addInterface(interface); !ok)
             return std::unexpected(ok.error());
 
-    rt.acceptMode =
-        !sockets.empty() && std::ranges::all_of(sockets, [](const Acquired& s) { return s.connected; });
     for (Acquired& s : sockets) {
         auto ok = s.connected ? rt.server->serveConnection(std::move(s.fd), s.spec)
                               : rt.server->listen(std::move(s.fd), s.spec);
@@ -233,20 +230,16 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
         rt.sources.push_back(std::move(*source));
     }
 
-    if (rt.acceptMode) {
-        // One connection handed over by an Accept=yes socket: the service's work ends with it.
-        auto post = rt.loop.addPost([this] {
-            if (runtime_->server->connectionCount() == 0 && !runtime_->stopping)
-                requestStop();
-        });
-        if (!post)
-            return std::unexpected(post.error());
-        rt.sources.push_back(std::move(*post));
-    } else if (spec_.exitOnIdle > std::chrono::milliseconds(0)) {
-        auto idle = spec_.exitOnIdle;
+    // With one connection handed over by an Accept=yes socket, the service's work ends with it: the server's
+    // idle callback, with no delay, says when it is gone. Otherwise it is the optional exit-on-idle.
+    bool acceptMode =
+        !sockets.empty() && std::ranges::all_of(sockets, [](const Acquired& s) { return s.connected; });
+    if (acceptMode || spec_.exitOnIdle > std::chrono::milliseconds(0)) {
+        auto idle = acceptMode ? std::chrono::milliseconds(0) : spec_.exitOnIdle;
         auto armed = rt.server->setIdleCallback(
-            std::chrono::duration_cast<std::chrono::microseconds>(idle), [this, idle] {
-                logInfo("No connection for {} ms: exiting until the next one", idle.count());
+            std::chrono::duration_cast<std::chrono::microseconds>(idle), [this, idle, acceptMode] {
+                if (!acceptMode)
+                    logInfo("No connection for {} ms: exiting until the next one", idle.count());
                 requestStop();
             });
         if (!armed)

@@ -2,6 +2,8 @@
 
 #include <svckit/message.hpp>
 
+#include "varlink/framing.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -212,16 +214,7 @@ Result<ReplyMessage> Client::receive(std::optional<std::chrono::milliseconds> ti
                         inBegin_ != inEnd_ ? " in the middle of a reply" : "");
         if (auto ready = waitFor(fd_.get(), POLLIN, deadline); !ready)
             return std::unexpected(ready.error());
-        if (in_.size() - inEnd_ < readChunk) {
-            if (inBegin_ > 0) {
-                std::memmove(in_.data(), in_.data() + inBegin_, inEnd_ - inBegin_);
-                inEnd_ -= inBegin_;
-                inScanned_ -= inBegin_;
-                inBegin_ = 0;
-            }
-            if (in_.size() - inEnd_ < readChunk)
-                in_.resize(inEnd_ + readChunk);
-        }
+        detail::makeRoom(in_, inBegin_, inScanned_, inEnd_, readChunk);
         auto received = receiveMessage(
             fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, in_.size() - inEnd_)),
             ReceiveOptions{.acceptFds = true, .maxFds = maxFdsPerMessage, .nonblocking = true});

@@ -4,6 +4,7 @@
 #include <svckit/message.hpp>
 
 #include "base/linux.hpp"
+#include "varlink/framing.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -235,9 +236,6 @@ public:
     [[nodiscard]] bool drained() const noexcept {
         return outBegin_ == out_.size() && slots_.empty() && deferredCount_ == 0 && !upgradeHandler_;
     }
-    // Calls that have not had their final reply yet (deferred ones), and replies not yet sent.
-    [[nodiscard]] size_t unfinishedCalls() const noexcept { return slots_.size(); }
-    [[nodiscard]] size_t unsentBytes() const noexcept { return pendingOutput(); }
     bool dirty = false;
 
 private:
@@ -404,16 +402,7 @@ void Connection::onIo(uint32_t revents) {
 
 void Connection::readInput() {
     for (int round = 0; round < readsPerWakeup && !closed_ && !eof_ && !heldBack_; ++round) {
-        if (in_.size() - inEnd_ < readChunk) {
-            if (inBegin_ > 0) {
-                std::memmove(in_.data(), in_.data() + inBegin_, inEnd_ - inBegin_);
-                inEnd_ -= inBegin_;
-                inScanned_ -= inBegin_;
-                inBegin_ = 0;
-            }
-            if (in_.size() - inEnd_ < readChunk)
-                in_.resize(inEnd_ + readChunk);
-        }
+        makeRoom(in_, inBegin_, inScanned_, inEnd_, readChunk);
         size_t space = in_.size() - inEnd_;
         size_t size = 0;
         if (plainReads_) {
@@ -1284,12 +1273,6 @@ void Server::whenDrained(std::function<void()> onDrained) {
 
 const ServerCounters& Server::counters() const noexcept {
     return impl_->counters_;
-}
-size_t Server::pendingCalls() const noexcept {
-    size_t pending = 0;
-    for (const auto& [connection, owned] : impl_->connections_)
-        pending += connection->unfinishedCalls() + (connection->unsentBytes() > 0 ? 1 : 0);
-    return pending;
 }
 
 size_t Server::connectionCount() const noexcept {

@@ -283,7 +283,7 @@ TEST_F(ServiceLifecycle, NotActivatedItBindsTheSpecAddressAndServes) {
     Process p(dir, {.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}});
     ASSERT_TRUE(notify.waitFor("READY=1")) << notify.seen() << p.err();
     EXPECT_NE(pidCall(socketPath()).find(std::format("\"pid\":{}", p.pid())), std::string::npos);
-    // The socket it bound carries the spec's options, as systemd would have set them.
+    // It bound the spec's own address.
     struct stat st {};
     ASSERT_EQ(::stat(socketPath().c_str(), &st), 0);
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
@@ -369,12 +369,9 @@ TEST_F(ServiceLifecycle, SigtermFinishesInFlightCallsThenExitsZero) {
     std::this_thread::sleep_for(100ms);
     p.signal(SIGTERM);
     ASSERT_TRUE(notify.waitFor("STOPPING=1")) << notify.seen();
-    // No new connections once stopping...
+    // No new connections once stopping: the socket it bound itself is closed, so a connect is refused...
     std::this_thread::sleep_for(50ms);
-    UniqueFd late = test::connectTo(SOCK_STREAM, socketPath());
-    if (late) {
-        EXPECT_EQ(callOnce(late.get(), R"({"method":"io.svckit.test.Fixture.Pid"})", 300ms), "");
-    }
+    EXPECT_FALSE(test::connectTo(SOCK_STREAM, socketPath())) << "a connection was accepted while stopping";
     // ...but the call in flight gets its reply before the exit.
     EXPECT_EQ(readReply(client.get(), 3000ms), "{}"); // a reply without parameters, as sd-varlink sends it
     EXPECT_EQ(p.wait(), 0) << p.err();

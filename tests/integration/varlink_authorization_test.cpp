@@ -6,11 +6,10 @@
 #include <svckit/varlink.hpp>
 
 #include "../unit/activation_test_support.hpp"
+#include "varlink_server_thread.hpp"
 
 #include <poll.h>
 #include <grp.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,9 +18,7 @@
 
 #include <atomic>
 #include <filesystem>
-#include <future>
 #include <string>
-#include <thread>
 
 namespace svckit::varlink {
 namespace {
@@ -47,27 +44,15 @@ std::string exchange(int fd, std::string_view message) {
     }
 }
 
+// org.example.guarded (Admin guarded by rootOnly, Status open) on a socket in a temporary directory that any
+// uid may connect to, served from its own thread.
 class GuardedServer {
 public:
-    GuardedServer() {
-        char pattern[] = "/tmp/svckit-auth-XXXXXX";
-        dir_ = ::mkdtemp(pattern);
-        ::chmod(dir_.c_str(), 0755);
-        path_ = dir_ + "/varlink.sock";
-        stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        std::promise<std::string> ready;
-        auto started = ready.get_future();
-        thread_ = std::thread([this, &ready] { run(ready); });
-        std::string error = started.get();
-        if (!error.empty()) {
-            thread_.join();
-            throw std::runtime_error(error);
-        }
-    }
+    GuardedServer()
+        : dir_(makeDir()), path_(dir_ + "/varlink.sock"),
+          thread_([this](EventLoop&, Server& server) { return setup(server); }) {}
     ~GuardedServer() {
-        uint64_t one = 1;
-        (void)::write(stop_.get(), &one, sizeof one);
-        thread_.join();
+        thread_.stop();
         std::filesystem::remove_all(dir_);
     }
     [[nodiscard]] const std::string& path() const { return path_; }
@@ -75,9 +60,14 @@ public:
     std::atomic<int> statusRan{0};
 
 private:
-    void run(std::promise<std::string>& ready) {
-        auto loop = EventLoop::create();
-        auto server = Server::create(*loop);
+    static std::string makeDir() {
+        char pattern[] = "/tmp/svckit-auth-XXXXXX";
+        std::string dir = ::mkdtemp(pattern);
+        ::chmod(dir.c_str(), 0755);
+        return dir;
+    }
+
+    std::string setup(Server& server) {
         auto handler = [](std::atomic<int>& counter) {
             return [&counter](Call& call) {
                 ++counter;
@@ -95,26 +85,24 @@ private:
         };
         auto guarded = restrict(std::move(interface), "Admin", Policy::rootOnly());
         if (!guarded)
-            return ready.set_value(guarded.error().message());
+            return guarded.error().message();
         if (restrict(*guarded, "Adnim", Policy::rootOnly()).has_value())
-            return ready.set_value("a misspelt method name was accepted");
-        if (auto ok = server->addInterface(std::move(*guarded)); !ok)
-            return ready.set_value(ok.error().message());
+            return "a misspelt method name was accepted";
+        if (auto ok = server.addInterface(std::move(*guarded)); !ok)
+            return ok.error().message();
+        // bindSocket applies the spec's SocketMode= (0666), so the unprivileged caller may connect.
         SocketSpec spec{
             .name = "varlink", .address = path_, .passPidfd = true, .acceptFileDescriptors = false};
         auto fd = bindSocket(spec);
         if (!fd)
-            return ready.set_value(fd.error().message());
-        if (auto ok = server->listen(std::move(*fd), spec); !ok)
-            return ready.set_value(ok.error().message());
-        auto stopper = loop->addIo(stop_.get(), EPOLLIN, [&](uint32_t) { loop->exit(0); });
-        ready.set_value("");
-        (void)loop->run();
+            return fd.error().message();
+        if (auto ok = server.listen(std::move(*fd), spec); !ok)
+            return ok.error().message();
+        return "";
     }
 
     std::string dir_, path_;
-    UniqueFd stop_;
-    std::thread thread_;
+    test::VarlinkServerThread thread_;
 };
 
 // Runs `body` in a child that has become uid/gid nobody; returns what it returned.

@@ -286,8 +286,6 @@ public:
     // been written: right away if that is so now, otherwise from the loop. For a graceful stop, after
     // stopAccepting(). Connections stay open; calls that arrive meanwhile are served and waited for too.
     void whenDrained(std::function<void()> onDrained);
-    // Calls still waiting for their final reply (deferred), plus connections with replies not yet sent.
-    [[nodiscard]] size_t pendingCalls() const noexcept;
 
     [[nodiscard]] const ServerCounters& counters() const noexcept;
     [[nodiscard]] size_t connectionCount() const noexcept;
