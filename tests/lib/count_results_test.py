@@ -133,6 +133,12 @@ def main():
     rc, out = run('meson', b.write(), '--stage', 'timeout')
     check("a timed-out binary's cases are failed", '--- timeout: 0 passed, 2 failed, 0 skipped' in out, out)
 
+    b = Build(root)
+    b.gtest('silent_test', 'OK', 0, listing='')
+    rc, out = run('meson', b.write(), '--stage', 'silent')
+    check('a binary that exits 0 with no report and no listed case is a failure',
+          '--- silent: 0 passed, 1 failed' in out, out)
+
     # 4. Every case passed, but meson calls it failed (LeakSanitizer at exit): one failure more.
     b = Build(root)
     b.gtest('leak_test', 'FAIL', 23, listing='Leak.\n  A\n', report=xml([('Leak', 'A', 'ok', '')]))
