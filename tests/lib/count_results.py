@@ -9,7 +9,7 @@ and nothing drops out silently.
   count_results.py meson BUILD_DIR --stage LABEL [--record FILE] [--all-registered] [--since EPOCH]
                          [--meson-status N]
       Counts one `meson test` run from BUILD_DIR/meson-logs/testlog.json (one JSON object per test) and the
-      GoogleTest XML reports named in each test's command (--gtest_output=xml:...).
+      GoogleTest XML reports (BUILD_DIR/NAME.xml, for the tests meson-info/intro-tests.json calls gtest).
   count_results.py script NAME EXIT_STATUS OUTPUT_FILE --stage LABEL [--record FILE]
       Counts one script run outside meson (the end-to-end tests) from its exit status and output.
   count_results.py fail LABEL WHY [--record FILE]
@@ -268,12 +268,14 @@ def count_gtest(stage, name, entry, xml_path, build_dir, since):
         stage.fail(name, f'{result}, exit status {rc}, though no case failed (a crash or leak report at exit?)')
 
 
-def gtest_xml_path(entry, build_dir):
-    for arg in entry.get('command') or []:
-        if arg.startswith('--gtest_output=xml:'):
-            path = arg[len('--gtest_output=xml:'):]
-            return path if os.path.isabs(path) else os.path.join(build_dir, path)
-    return None
+def gtest_xml_path(name, registered, build_dir):
+    """Where meson had a GoogleTest test write its report (--gtest_output=xml:NAME.xml in the test's working
+    directory, the build directory by default), or None when the test is not a GoogleTest one. testlog.json's
+    command lacks that argument, so the protocol comes from meson-info/intro-tests.json."""
+    t = registered.get(name)
+    if not t or t.get('protocol') != 'gtest':
+        return None
+    return os.path.join(t.get('workdir') or build_dir, name + '.xml')
 
 
 def test_name(json_name):
@@ -284,6 +286,12 @@ def test_name(json_name):
 def cmd_meson(args):
     stage = Stage(args.stage)
     log = os.path.join(args.build_dir, 'meson-logs', 'testlog.json')
+    try:
+        with open(os.path.join(args.build_dir, 'meson-info', 'intro-tests.json'), encoding='utf-8') as f:
+            registered = {t['name']: t for t in json.load(f)}
+    except (OSError, ValueError) as e:
+        registered = {}
+        stage.fail('meson test', f'cannot read the registered tests (meson-info/intro-tests.json): {e}')
     seen = set()
     entries = []
     try:
@@ -294,24 +302,20 @@ def cmd_meson(args):
     except FileNotFoundError:
         stage.fail('meson test', f'wrote no {log}: no test result at all')
     for entry in entries:
-        if args.since is not None and (entry.get('starttime') or 0) < args.since - 1:
-            stage.fail(test_name(entry['name']), 'a result older than this run in testlog.json (stale), not counted')
-            continue
         name = test_name(entry['name'])
+        if args.since is not None and (entry.get('starttime') or 0) < args.since - 1:
+            stage.fail(name, 'a result older than this run in testlog.json (stale), not counted')
+            continue
         seen.add(name)
-        xml = gtest_xml_path(entry, args.build_dir)
+        # The test's binary, for --gtest_list_tests: testlog.json's command, else the registered one.
+        entry['command'] = entry.get('command') or registered.get(name, {}).get('cmd') or ['?']
+        xml = gtest_xml_path(name, registered, args.build_dir)
         if xml:
             count_gtest(stage, name, entry, xml, args.build_dir, args.since)
         else:
             count_script(stage, name, entry.get('result'), entry.get('returncode'),
                          (entry.get('stdout') or '') + (entry.get('stderr') or ''))
     if args.all_registered:
-        try:
-            with open(os.path.join(args.build_dir, 'meson-info', 'intro-tests.json'), encoding='utf-8') as f:
-                registered = [t['name'] for t in json.load(f)]
-        except (OSError, ValueError) as e:
-            registered = []
-            stage.fail('meson test', f'cannot read the registered tests: {e}')
         for name in registered:
             if name not in seen:
                 stage.fail(name, 'registered but has no result in testlog.json: it did not run')

@@ -80,13 +80,14 @@ class Build:
         if report is not None:
             with open(os.path.join(self.dir, name + '.xml'), 'w') as f:
                 f.write(report)
-        self.add(name, result, rc, [binary, f'--gtest_output=xml:{name}.xml'], stdout, start)
+        self.add(name, result, rc, [binary], stdout, start, 'gtest')
 
     def script(self, name, result, rc, stdout, start=None):
-        self.add(name, result, rc, ['/bin/sh', name + '.sh'], stdout, start)
+        self.add(name, result, rc, ['/bin/sh', name + '.sh'], stdout, start, 'exitcode')
 
-    def add(self, name, result, rc, command, stdout, start):
-        self.registered.append(name)
+    def add(self, name, result, rc, command, stdout, start, protocol):
+        # As meson writes them: testlog.json's command lacks --gtest_output; the protocol is in intro-tests.json.
+        self.registered.append({'name': name, 'protocol': protocol, 'cmd': command, 'workdir': None})
         self.entries.append({'name': f'unit - svckit:{name}', 'stdout': stdout, 'result': result,
                              'is_fail': result not in ('OK', 'SKIP'), 'starttime': start or time.time(),
                              'duration': 0.1, 'returncode': rc, 'env': {}, 'command': command})
@@ -96,7 +97,8 @@ class Build:
             for e in self.entries:
                 f.write(json.dumps(e) + '\n')
         with open(os.path.join(self.dir, 'meson-info', 'intro-tests.json'), 'w') as f:
-            json.dump([{'name': n} for n in self.registered + list(registered_extra)], f)
+            json.dump(self.registered + [{'name': n, 'protocol': 'exitcode', 'cmd': ['/bin/false'], 'workdir': None}
+                                         for n in registered_extra], f)
         return self.dir
 
 
