@@ -231,10 +231,12 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
     }
 
     // With one connection handed over by an Accept=yes socket, the service's work ends with it: the server's
-    // idle callback, with no delay, says when it is gone. Otherwise it is the optional exit-on-idle.
+    // idle callback, with no delay, says when it is gone. Otherwise it is the optional exit-on-idle, which
+    // does not apply in a worker (notifyManager is false there): its clean exit would end the whole service.
     bool acceptMode =
         !sockets.empty() && std::ranges::all_of(sockets, [](const Acquired& s) { return s.connected; });
-    if (acceptMode || spec_.exitOnIdle > std::chrono::milliseconds(0)) {
+    bool exitOnIdle = notifyManager && spec_.exitOnIdle > std::chrono::milliseconds(0);
+    if (acceptMode || exitOnIdle) {
         auto idle = acceptMode ? std::chrono::milliseconds(0) : spec_.exitOnIdle;
         auto armed = rt.server->setIdleCallback(
             std::chrono::duration_cast<std::chrono::microseconds>(idle), [this, idle, acceptMode] {
