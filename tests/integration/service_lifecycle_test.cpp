@@ -60,6 +60,10 @@ std::string readFile(const std::string& path) {
     return s.str();
 }
 
+void touch(const std::string& path) {
+    std::ofstream created(path);
+}
+
 // The service manager's side of sd_notify().
 class NotifySocket {
 public:
@@ -70,10 +74,14 @@ public:
         EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), length), 0) << std::strerror(errno);
     }
     // Waits until a datagram containing `line` arrives; everything seen is kept in seen().
-    bool waitFor(std::string_view line, std::chrono::milliseconds timeout = 5000ms) {
+    bool waitFor(std::string_view line, std::chrono::milliseconds timeout = 30000ms) {
+        return waitForCount(line, 1, timeout);
+    }
+    // Waits until `line` has been seen `count` times.
+    bool waitForCount(std::string_view line, size_t count, std::chrono::milliseconds timeout = 30000ms) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
-            if (seen_.find(line) != std::string::npos)
+            if (occurrences(seen_, line) >= count)
                 return true;
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                 deadline - std::chrono::steady_clock::now());
@@ -82,16 +90,33 @@ public:
             pollfd p{.fd = fd_.get(), .events = POLLIN, .revents = 0};
             if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
                 continue;
-            char buffer[4096];
-            ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
-            if (n > 0)
-                seen_ += std::string(buffer, static_cast<size_t>(n)) + "\n";
+            receiveOne();
         }
+    }
+    // Reads every datagram already queued, without waiting (after the sender exited: all it sent).
+    const std::string& drain() {
+        pollfd p{.fd = fd_.get(), .events = POLLIN, .revents = 0};
+        while (::poll(&p, 1, 0) > 0)
+            receiveOne();
+        return seen_;
     }
     [[nodiscard]] const std::string& seen() const { return seen_; }
     [[nodiscard]] const std::string& path() const { return path_; }
+    static size_t occurrences(std::string_view text, std::string_view line) {
+        size_t n = 0;
+        for (size_t at = text.find(line); at != std::string::npos; at = text.find(line, at + 1))
+            ++n;
+        return n;
+    }
 
 private:
+    void receiveOne() {
+        char buffer[4096];
+        ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+        if (n > 0)
+            seen_ += std::string(buffer, static_cast<size_t>(n)) + "\n";
+    }
+
     std::string path_;
     UniqueFd fd_;
     std::string seen_;
@@ -142,24 +167,35 @@ public:
         }
     }
     ~Process() {
-        if (pid_ > 0 && !exited_) {
+        if (pid_ > 0 && !status_) {
             ::kill(pid_, SIGKILL);
             (void)wait(5000ms);
         }
     }
-    // The exit status (or -signal), or nullopt when it did not exit in time.
-    std::optional<int> wait(std::chrono::milliseconds timeout = 10000ms) {
+    // The exit status (or -signal), or nullopt when it did not exit in time (looked at at least once).
+    std::optional<int> wait(std::chrono::milliseconds timeout = 30000ms) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < deadline) {
+        for (;;) {
             int status = 0;
-            pid_t r = ::waitpid(pid_, &status, WNOHANG);
-            if (r == pid_) {
-                exited_ = true;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-            }
+            if (!status_ && ::waitpid(pid_, &status, WNOHANG) == pid_)
+                status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+            if (status_ || std::chrono::steady_clock::now() >= deadline)
+                return status_;
             std::this_thread::sleep_for(5ms);
         }
-        return std::nullopt;
+    }
+    [[nodiscard]] bool running() { return !wait(0ms).has_value(); }
+    // Waits until the stderr holds `text` `count` times (false at the deadline, or once it exited without).
+    bool waitForErr(std::string_view text, size_t count = 1, std::chrono::milliseconds timeout = 30000ms) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            bool exited = !running(); // before reading: what it wrote before exiting is in the file then
+            if (NotifySocket::occurrences(err(), text) >= count)
+                return true;
+            if (exited || std::chrono::steady_clock::now() >= deadline)
+                return false;
+            std::this_thread::sleep_for(10ms);
+        }
     }
     void signal(int sig) const { ::kill(pid_, sig); }
     [[nodiscard]] pid_t pid() const { return pid_; }
@@ -168,7 +204,7 @@ public:
 
 private:
     pid_t pid_ = -1;
-    bool exited_ = false;
+    std::optional<int> status_;
     std::string out_, err_;
 };
 
@@ -185,7 +221,7 @@ UniqueFd activatedSocket(const std::string& path, bool withOptions = true) {
 }
 
 // The next reply on a connection (without its NUL), or "" when none came in time or the peer closed.
-std::string readReply(int fd, std::chrono::milliseconds timeout = 5000ms) {
+std::string readReply(int fd, std::chrono::milliseconds timeout = 30000ms) {
     std::string reply;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -204,7 +240,7 @@ std::string readReply(int fd, std::chrono::milliseconds timeout = 5000ms) {
 }
 
 // One varlink call: the raw reply (without its NUL), or "" when none came.
-std::string callOnce(int fd, std::string_view message, std::chrono::milliseconds timeout = 5000ms) {
+std::string callOnce(int fd, std::string_view message, std::chrono::milliseconds timeout = 30000ms) {
     std::string frame(message);
     frame.push_back('\0');
     if (::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size()))
@@ -212,7 +248,7 @@ std::string callOnce(int fd, std::string_view message, std::chrono::milliseconds
     return readReply(fd, timeout);
 }
 
-UniqueFd connectWhenReady(const std::string& path, std::chrono::milliseconds timeout = 5000ms) {
+UniqueFd connectWhenReady(const std::string& path, std::chrono::milliseconds timeout = 30000ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         if (UniqueFd fd = test::connectTo(SOCK_STREAM, path))
@@ -222,9 +258,36 @@ UniqueFd connectWhenReady(const std::string& path, std::chrono::milliseconds tim
     return UniqueFd();
 }
 
+constexpr std::string_view pidMethod = R"({"method":"io.svckit.test.Fixture.Pid"})";
+
 std::string pidCall(const std::string& path) {
     UniqueFd fd = connectWhenReady(path);
-    return fd ? callOnce(fd.get(), R"({"method":"io.svckit.test.Fixture.Pid"})") : std::string();
+    return fd ? callOnce(fd.get(), pidMethod) : std::string();
+}
+
+// The pid in a Pid() reply, or 0.
+pid_t pidOf(std::string_view reply) {
+    auto at = reply.find("\"pid\":");
+    return at == std::string_view::npos ? 0 : std::atoi(std::string(reply.substr(at + 6)).c_str());
+}
+
+// Sends one call without waiting for its reply.
+bool sendCall(int fd, std::string_view message) {
+    std::string frame(message);
+    frame.push_back('\0');
+    return ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(frame.size());
+}
+
+// Connects until the socket refuses (nothing listens on it any more); false when it still accepts at the
+// deadline.
+bool refusedBefore(const std::string& path, std::chrono::milliseconds timeout = 30000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (test::connectTo(SOCK_STREAM, path)) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
 }
 
 class ServiceLifecycle : public ::testing::Test {
@@ -236,6 +299,25 @@ protected:
     TempDir dir;
     std::string socketPath() const { return dir.path() + "/varlink.sock"; }
     std::pair<std::string, std::string> socketEnv() const { return {"FIXTURE_SOCKET", socketPath()}; }
+
+    // The pids of the two workers serving socketPath(), each from a reply: the worker that answers first is
+    // made to hold its loop (Hold), so the next connection can only be accepted by the other one.
+    std::pair<pid_t, pid_t> bothWorkers(Process& p) {
+        static int round = 0;
+        std::string release = std::format("{}/release-{}", dir.path(), round++);
+        UniqueFd first = connectWhenReady(socketPath());
+        pid_t a = first ? pidOf(callOnce(first.get(), pidMethod)) : 0;
+        if (a == 0 || !sendCall(first.get(), std::format(R"({{"method":"io.svckit.test.Fixture.Hold",)"
+                                                         R"("parameters":{{"path":"{}"}}}})",
+                                                         release)))
+            return {a, 0};
+        bool holding = p.waitForErr(std::format("fixture: pid {} holds its loop", a));
+        UniqueFd second = holding ? connectWhenReady(socketPath()) : UniqueFd();
+        pid_t b = second ? pidOf(callOnce(second.get(), pidMethod)) : 0;
+        touch(release);
+        EXPECT_EQ(readReply(first.get()), "{}") << "the held worker did not go on";
+        return {a, b};
+    }
 };
 
 TEST_F(ServiceLifecycle, HelpNamesTheStandardFlagsAndTheSockets) {
@@ -321,7 +403,8 @@ TEST_F(ServiceLifecycle, ActivatedSocketWithoutPassPidfdRefusesToStartNamingTheU
     Process p(dir, std::move(launch));
     EXPECT_EQ(p.wait(), 1);
     EXPECT_NE(p.err().find("PassPIDFD=yes"), std::string::npos) << p.err();
-    EXPECT_EQ(notify.seen().find("READY=1"), std::string::npos);
+    // Everything it sent before exiting is queued on the notify socket by now.
+    EXPECT_EQ(notify.drain().find("READY=1"), std::string::npos) << notify.seen();
 }
 
 TEST_F(ServiceLifecycle, CheckVerifiesTheActivationAndExits) {
@@ -362,36 +445,109 @@ TEST_F(ServiceLifecycle, SigtermFinishesInFlightCallsThenExitsZero) {
     ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
     UniqueFd client = connectWhenReady(socketPath());
     ASSERT_TRUE(client);
-    std::string frame =
-        std::string(R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":400}})") + '\0';
-    ASSERT_EQ(::send(client.get(), frame.data(), frame.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(frame.size()));
-    std::this_thread::sleep_for(100ms);
+    // Answered at SIGUSR1 below, not by its own timer.
+    ASSERT_TRUE(
+        sendCall(client.get(), R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
+    ASSERT_TRUE(notify.waitFor("STATUS=1 call(s) pending")) << notify.seen() << p.err();
     p.signal(SIGTERM);
     ASSERT_TRUE(notify.waitFor("STOPPING=1")) << notify.seen();
-    // No new connections once stopping: the socket it bound itself is closed, so a connect is refused...
-    std::this_thread::sleep_for(50ms);
-    EXPECT_FALSE(test::connectTo(SOCK_STREAM, socketPath())) << "a connection was accepted while stopping";
-    // ...but the call in flight gets its reply before the exit.
-    EXPECT_EQ(readReply(client.get(), 3000ms), "{}"); // a reply without parameters, as sd-varlink sends it
+    // No new connections once stopping: the socket it bound itself is closed (STOPPING=1 comes first, so
+    // connect until refused)...
+    EXPECT_TRUE(refusedBefore(socketPath())) << "connections are still accepted while stopping";
+    // ...while it still runs, waiting for the call in flight...
+    ASSERT_TRUE(p.running()) << "it exited instead of waiting for the call in flight: " << p.err();
+    // ...which gets its reply before the exit.
+    p.signal(SIGUSR1);
+    EXPECT_EQ(readReply(client.get()), "{}"); // a reply without parameters, as sd-varlink sends it
     EXPECT_EQ(p.wait(), 0) << p.err();
     EXPECT_NE(p.err().find("stop() with 1 call(s) pending"), std::string::npos) << p.err();
+    EXPECT_EQ(p.err().find("still unanswered"), std::string::npos) << p.err();
+}
+
+TEST_F(ServiceLifecycle, SigtermGivesUnansweredCallsTenSecondsThenExitsZero) {
+    NotifySocket notify(dir.path() + "/notify");
+    Process p(dir, {.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}});
+    ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
+    UniqueFd client = connectWhenReady(socketPath());
+    ASSERT_TRUE(client);
+    // A call that is not answered before the drain timeout (10 s, a constant of service.cpp).
+    ASSERT_TRUE(
+        sendCall(client.get(), R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
+    ASSERT_TRUE(notify.waitFor("STATUS=1 call(s) pending")) << notify.seen() << p.err();
+    auto sent = std::chrono::steady_clock::now();
+    p.signal(SIGTERM);
+    auto code = p.wait(60000ms);
+    auto took = std::chrono::steady_clock::now() - sent;
+    ASSERT_TRUE(code.has_value()) << "still running 60 s after SIGTERM: " << p.err();
+    EXPECT_EQ(*code, 0) << p.err();
+    // The timer starts at SIGTERM, so no load can make this shorter; 30 s leaves room for a slow machine.
+    EXPECT_GE(took, 9500ms) << "it did not wait for the call in flight";
+    EXPECT_LE(took, 30000ms);
+    EXPECT_NE(p.err().find("Stopping with 1 call(s) still unanswered after 10 s"), std::string::npos)
+        << p.err();
+    EXPECT_EQ(readReply(client.get()), "") << "the unanswered call got a reply";
+}
+
+TEST_F(ServiceLifecycle, AHandlerThatReturnsWithoutAnsweringGetsEio) {
+    Process p(dir, {.env = {socketEnv()}});
+    UniqueFd client = connectWhenReady(socketPath());
+    ASSERT_TRUE(client) << p.err();
+    EXPECT_EQ(callOnce(client.get(), R"({"method":"io.svckit.test.Fixture.Forget"})"),
+              R"({"error":"io.systemd.System","parameters":{"origin":"linux","errno":5,"errnoName":"EIO"}})");
+    // The connection goes on.
+    EXPECT_EQ(pidOf(callOnce(client.get(), pidMethod)), p.pid());
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.err();
 }
 
 TEST_F(ServiceLifecycle, ExitsWhenIdleAndStaysWhileAConnectionIsOpen) {
     NotifySocket notify(dir.path() + "/notify");
-    Launch launch{.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}, {"FIXTURE_EXIT_ON_IDLE_MS", "300"}}};
+    Launch launch{.env = {socketEnv(),
+                          {"NOTIFY_SOCKET", notify.path()},
+                          {"FIXTURE_EXIT_ON_IDLE_MS", "300"},
+                          {"FIXTURE_ALIVE_AFTER_MS", "900"}}};
     launch.passFds.push_back(activatedSocket(socketPath()));
+    // Connected before the service starts (it waits in the socket's queue): open from the beginning.
+    UniqueFd held = test::connectTo(SOCK_STREAM, socketPath());
+    ASSERT_TRUE(held);
     Process p(dir, std::move(launch));
     ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
-    UniqueFd held = connectWhenReady(socketPath());
-    ASSERT_TRUE(held);
-    EXPECT_FALSE(p.wait(900ms).has_value()) << "exited although a connection was open";
+    // The fixture's timer was armed after the idle timer, with three times its timeout: once it has fired,
+    // the idle timeout has passed too, on the service's own loop.
+    ASSERT_TRUE(p.waitForErr("alive after 900 ms")) << "exited although a connection was open: " << p.err();
+    EXPECT_EQ(pidOf(callOnce(held.get(), pidMethod)), p.pid()) << p.err();
+    EXPECT_EQ(p.err().find("No connection for"), std::string::npos) << p.err();
     held.reset();
-    auto code = p.wait(3000ms);
+    auto code = p.wait();
     ASSERT_TRUE(code.has_value()) << "did not exit when idle";
     EXPECT_EQ(*code, 0);
     EXPECT_TRUE(notify.waitFor("STOPPING=1")) << notify.seen();
+    EXPECT_NE(p.err().find("No connection for 300 ms: exiting until the next one"), std::string::npos)
+        << p.err();
+}
+
+TEST_F(ServiceLifecycle, AClientWaitingInTheListenQueuePostponesTheIdleExit) {
+    NotifySocket notify(dir.path() + "/notify");
+    std::string release = dir.path() + "/release";
+    Launch launch{.env = {socketEnv(),
+                          {"NOTIFY_SOCKET", notify.path()},
+                          {"FIXTURE_EXIT_ON_IDLE_MS", "300"},
+                          {"FIXTURE_HOLD_LOOP_UNTIL", release}}};
+    launch.passFds.push_back(activatedSocket(socketPath()));
+    Process p(dir, std::move(launch));
+    // The fixture holds its loop once the idle timeout has passed with no connection: the idle timer is due
+    // and runs first when the loop goes on, while the client below still waits in the listening socket's
+    // queue.
+    ASSERT_TRUE(notify.waitFor("STATUS=holding the loop")) << notify.seen() << p.err();
+    UniqueFd queued = test::connectTo(SOCK_STREAM, socketPath());
+    ASSERT_TRUE(queued);
+    touch(release);
+    EXPECT_EQ(pidOf(callOnce(queued.get(), pidMethod)), p.pid())
+        << "the queued client was not served: " << p.err();
+    EXPECT_EQ(p.err().find("No connection for"), std::string::npos) << p.err();
+    queued.reset();
+    EXPECT_EQ(p.wait(), 0) << p.err();
+    EXPECT_NE(p.err().find("No connection for 300 ms"), std::string::npos) << p.err();
 }
 
 TEST_F(ServiceLifecycle, WatchdogPingsWhenTheManagerAsks) {
@@ -399,13 +555,7 @@ TEST_F(ServiceLifecycle, WatchdogPingsWhenTheManagerAsks) {
     Process p(dir, {.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}, .watchdog = true});
     ASSERT_TRUE(notify.waitFor("READY=1")) << notify.seen() << p.err();
     // WATCHDOG_USEC is 200 ms: pings keep coming at about half that, not just one at start-up.
-    std::this_thread::sleep_for(700ms);
-    (void)notify.waitFor("never sent", 10ms);
-    size_t pings = 0;
-    for (size_t at = notify.seen().find("WATCHDOG=1"); at != std::string::npos;
-         at = notify.seen().find("WATCHDOG=1", at + 1))
-        ++pings;
-    EXPECT_GE(pings, 4u) << notify.seen();
+    EXPECT_TRUE(notify.waitForCount("WATCHDOG=1", 4)) << notify.seen();
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0);
 }
@@ -433,47 +583,72 @@ TEST_F(ServiceLifecycle, WorkersServeTheSameSocketFromSeveralProcesses) {
     Process p(dir, std::move(launch));
     ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
     EXPECT_NE(notify.seen().find("2 worker processes"), std::string::npos) << notify.seen();
-    // Many connections held open at once: both workers take some.
-    std::set<std::string> pids;
-    std::vector<UniqueFd> held;
-    for (int i = 0; i < 200 && pids.size() < 2; ++i) {
-        UniqueFd fd = connectWhenReady(socketPath());
-        ASSERT_TRUE(fd);
-        std::string reply = callOnce(fd.get(), R"({"method":"io.svckit.test.Fixture.Pid"})");
-        auto at = reply.find("\"pid\":");
-        ASSERT_NE(at, std::string::npos) << reply;
-        pids.insert(reply.substr(at + 6, reply.find_first_not_of("0123456789", at + 6) - at - 6));
-        held.push_back(std::move(fd));
-        if (i % 10 == 9)
-            std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_EQ(pids.size(), 2u);
-    EXPECT_EQ(pids.count(std::to_string(p.pid())), 0u) << "the supervisor itself served a call";
-    held.clear();
+    // While the worker that answered first holds its loop, another process answers.
+    auto [a, b] = bothWorkers(p);
+    ASSERT_NE(a, 0) << p.err();
+    ASSERT_NE(b, 0) << "no second worker answered: " << p.err();
+    EXPECT_NE(a, b);
+    EXPECT_NE(a, p.pid()) << "the supervisor itself served a call";
+    EXPECT_NE(b, p.pid()) << "the supervisor itself served a call";
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.err();
     EXPECT_TRUE(notify.waitFor("STOPPING=1")) << notify.seen();
 }
 
 TEST_F(ServiceLifecycle, AWorkerThatDiesIsReplaced) {
-    // Kill the worker that answers: the service keeps answering, from a new process.
+    // Kill a worker: the service goes on serving from two processes, the survivor and a new one.
     Launch launch{.env = {socketEnv(), {"FIXTURE_WORKERS", "2"}}};
     launch.passFds.push_back(activatedSocket(socketPath()));
     Process p(dir, std::move(launch));
-    std::string reply = pidCall(socketPath());
-    auto at = reply.find("\"pid\":");
-    ASSERT_NE(at, std::string::npos) << reply << p.err();
-    pid_t worker = std::stoi(reply.substr(at + 6));
-    ASSERT_NE(worker, p.pid());
-    ASSERT_EQ(::kill(worker, SIGKILL), 0);
-    std::this_thread::sleep_for(200ms);
-    for (int i = 0; i < 20; ++i) {
-        std::string again = pidCall(socketPath());
-        ASSERT_NE(again.find("\"pid\":"), std::string::npos) << again << p.err();
-        EXPECT_EQ(again.find(std::format("\"pid\":{}", worker)), std::string::npos);
-    }
-    EXPECT_NE(p.err().find(std::format("Worker {} was killed by signal 9", worker)), std::string::npos)
-        << p.err();
+    auto [killed, survivor] = bothWorkers(p);
+    ASSERT_NE(killed, 0) << p.err();
+    ASSERT_NE(survivor, 0) << p.err();
+    ASSERT_EQ(::kill(killed, SIGKILL), 0);
+    ASSERT_TRUE(p.waitForErr(std::format("Worker {} was killed by signal 9", killed))) << p.err();
+    auto [c, d] = bothWorkers(p);
+    ASSERT_NE(c, 0) << p.err();
+    ASSERT_NE(d, 0) << "only one worker answers after the kill: " << p.err();
+    std::set<pid_t> now{c, d};
+    EXPECT_EQ(now.count(killed), 0u);
+    EXPECT_EQ(now.count(survivor), 1u);
+    EXPECT_EQ(now.count(p.pid()), 0u) << "the supervisor itself served a call";
+    EXPECT_EQ(now.size(), 2u);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.err();
+}
+
+TEST_F(ServiceLifecycle, WorkerReplacementIsCappedThenTheServiceExitsOne) {
+    // Every worker fails in start(): 2 workers, replaced at most 10 x 2 times, then the service gives up.
+    Launch launch{.env = {socketEnv(), {"FIXTURE_WORKERS", "2"}, {"FIXTURE_FAIL_START", "1"}}};
+    launch.passFds.push_back(activatedSocket(socketPath()));
+    Process p(dir, std::move(launch));
+    auto code = p.wait(60000ms);
+    ASSERT_TRUE(code.has_value()) << "still replacing workers after 60 s";
+    EXPECT_EQ(*code, 1) << p.err();
+    std::string err = p.err();
+    // Each death is logged until the one past the cap (the 21st) stops the service.
+    EXPECT_EQ(NotifySocket::occurrences(err, " exited with 1\n"), 21u) << err;
+    // 2 workers and 20 replacements (the last may be stopped before its start()).
+    size_t started = NotifySocket::occurrences(err, "start() refused as asked");
+    EXPECT_GE(started, 21u) << err;
+    EXPECT_LE(started, 22u) << err;
+}
+
+TEST_F(ServiceLifecycle, ExitOnIdleDoesNotApplyWithWorkers) {
+    NotifySocket notify(dir.path() + "/notify");
+    Launch launch{.env = {socketEnv(),
+                          {"NOTIFY_SOCKET", notify.path()},
+                          {"FIXTURE_WORKERS", "2"},
+                          {"FIXTURE_EXIT_ON_IDLE_MS", "200"},
+                          {"FIXTURE_ALIVE_AFTER_MS", "600"}}};
+    launch.passFds.push_back(activatedSocket(socketPath()));
+    Process p(dir, std::move(launch));
+    ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
+    // Each worker's timer fires three idle timeouts after its loop started, without any connection.
+    ASSERT_TRUE(p.waitForErr("alive after 600 ms", 2)) << "a worker exited when idle: " << p.err();
+    EXPECT_TRUE(p.running()) << p.err();
+    EXPECT_NE(pidOf(pidCall(socketPath())), 0) << p.err();
+    EXPECT_EQ(p.err().find("No connection for"), std::string::npos) << p.err();
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.err();
 }
