@@ -259,7 +259,7 @@ def count_gtest(stage, name, entry, xml_path, build_dir, since):
         if case in by_name:
             continue
         failed_here = True
-        how = why or f'{result}, exit status {rc}'
+        how = f'{result}, exit status {rc}' + (f', {why}' if why else '')
         if case == died_in:
             stage.fail(f'{name} {case}', f'no result: the binary died while running it ({how})')
         else:

@@ -126,7 +126,7 @@ def main():
     check("a crashed binary's cases are all failed", '--- crash: 0 passed, 4 failed, 0 skipped' in out and rc == 1,
           out)
     check('the case it died in is named',
-          'crash_test Crash.Two: no result: the binary died while running it (wrote no report)' in out, out)
+          'crash_test Crash.Two: no result: the binary died while running it (FAIL, exit status -11, wrote no report)' in out, out)
     check('a parameterized case is listed by its full name', 'crash_test P/Par.Case/0: no result' in out, out)
 
     # 3. A timeout: the same, whatever the output says.
