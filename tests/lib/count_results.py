@@ -214,6 +214,13 @@ def clean_message(msg):
     return one_line('\n'.join(lines)) or '(no message)'
 
 
+def plain_case(case):
+    """Suite.Case of a parameterized or typed case: Prefix/Suite.Case/N, Suite/N.Case."""
+    suite, _, name = case.partition('.')
+    suite = re.sub(r'/\d+$', '', suite).split('/')[-1]
+    return f"{suite}.{re.sub(r'/[0-9]+$', '', name)}"
+
+
 def running_case(stdout):
     """The case GoogleTest's output shows as started and never finished: the one it died in."""
     open_case = None
@@ -253,7 +260,8 @@ def count_gtest(stage, name, entry, xml_path, build_dir, since):
         elif outcome == 'failed':
             stage.fail(f'{name} {case}', clean_message(msg))
         else:
-            stage.skip(f'{name} {case}', clean_message(msg), [case, case.split('/')[0], name])
+            # Listed as Suite.Case also when parameterized (Prefix/Suite.Case/N), or by the test's name.
+            stage.skip(f'{name} {case}', clean_message(msg), [case, plain_case(case), name])
     failed_here = any(o == 'failed' for o, _ in by_name.values())
     for case in listed or []:
         if case in by_name:

@@ -175,6 +175,11 @@ def main():
     check('under CI=true a skipped proof is a failure',
           '0 passed, 1 failed, 0 skipped' in out and 'cites it as proof' in out and rc == 1, out)
     b = Build(root)
+    b.gtest('process_facts_test', 'OK', 0, report=xml([(f'InNs/{proc}', f'{case}/0', 'skip', 'no clone3')]))
+    rc, out = run('meson', b.write(), '--stage', 'proof param', ci=True)
+    check('under CI=true a parameterized instance of a cited proof that skipped is a failure',
+          '0 passed, 1 failed, 0 skipped' in out, out)
+    b = Build(root)
     b.script('varlink_conformance', 'SKIP', 77, 'SKIP: no C compiler\n')
     rc, out = run('meson', b.write(), '--stage', 'proof script', ci=True)
     check('under CI=true a cited script that skipped is a failure', '0 passed, 1 failed, 0 skipped' in out, out)
