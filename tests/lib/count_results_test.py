@@ -152,12 +152,15 @@ def main():
     b = Build(root)
     b.script('needs_tool', 'SKIP', 77, 'starting\nSKIP: varlinkctl (systemd >= 255) is not installed\n')
     b.script('checks', 'FAIL', 1, 'ok - a\nnot ok - b is wrong\nok - c\nchecks: 2 passed, 1 failed\n')
+    b.script('check_sh_skip', 'SKIP', 77, 'ok - a\nSKIP: no /run here\ncheck_sh_skip: 1 passed, 0 failed, 1 skipped\n')
     b.script('plain_ok', 'OK', 0, 'fine\n')
     b.script('plain_fail', 'FAIL', 2, 'broken\n')
     b.script('lying', 'FAIL', 1, 'lying: 5 passed, 0 failed\n')
     rc, out = run('meson', b.write(), '--stage', 'scripts')
     check('scripts: closing lines, plain exit statuses and skips counted',
-          '--- scripts: 8 passed, 3 failed, 1 skipped' in out, out)
+          '--- scripts: 9 passed, 3 failed, 2 skipped' in out, out)
+    check("check.sh's skip (SKIP: line, then a closing line with 1 skipped) is one skip",
+          'check_sh_skip: SKIP: no /run here' in out and out.count('skipped  check_sh_skip') == 1, out)
     check('a script that exits 77 is skipped by name with its reason',
           'needs_tool: SKIP: varlinkctl (systemd >= 255) is not installed' in out, out)
     check('a failed check is named', 'FAILED   checks: b is wrong' in out, out)
