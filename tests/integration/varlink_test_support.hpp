@@ -162,6 +162,16 @@ private:
                                static_cast<size_t>(call.parameters()["size"].int64().value_or(0)), 'x');
                            (void)call.reply([&](JsonWriter& w) { w.field("blob", blob); });
                        }},
+            // Where the server stands, for tests that wait for it to have seen something (a close, a call).
+            Method{.name = "State",
+                   .handler =
+                       [&server](Call& call) {
+                           (void)call.reply([&](JsonWriter& w) {
+                               w.field("connections", server->connectionCount());
+                               w.field("inFlight", server->callsInFlight());
+                               w.field("calls", server->counters().calls);
+                           });
+                       }},
         };
         for (Method& method : extraMethods)
             methods.push_back(std::move(method));
@@ -277,6 +287,8 @@ public:
             buffer_.clear();
         return eof_;
     }
+    // Whether the server closed the connection: a read saw end of stream (not a timeout).
+    [[nodiscard]] bool endOfStream() const { return eof_; }
     [[nodiscard]] int fd() const { return fd_.get(); }
 
 private:
@@ -330,6 +342,26 @@ bool waitFor(Condition&& condition, std::chrono::milliseconds timeout = 5000ms) 
         std::this_thread::sleep_for(10ms);
     }
     return true;
+}
+
+// What the test server's State method reports; -1 in each field when the call failed.
+struct ServerState {
+    int64_t connections = -1;
+    int64_t inFlight = -1;
+    int64_t calls = -1;
+};
+
+inline ServerState serverState(Client& client) {
+    if (!client.call(R"({"method":"org.example.test.State"})"))
+        return {};
+    auto message = client.receive();
+    if (!message)
+        return {};
+    Reply reply = parse(message);
+    JsonView p = reply.root()["parameters"];
+    return ServerState{.connections = p["connections"].int64().value_or(-1),
+                       .inFlight = p["inFlight"].int64().value_or(-1),
+                       .calls = p["calls"].int64().value_or(-1)};
 }
 
 inline std::string echo(std::string_view text) {
