@@ -196,6 +196,8 @@ TEST(VarlinkServer, DefaultsMatchSdVarlink) {
     EXPECT_EQ(options.maxMessageSize, 16u * 1024 * 1024);
     EXPECT_EQ(options.maxConnections, 4096u);
     EXPECT_EQ(options.maxConnectionsPerUid, 1024u);
+    EXPECT_EQ(options.outputSoftLimit, 1024u * 1024);
+    EXPECT_EQ(options.outputHardLimit, 64u * 1024 * 1024);
 }
 
 TEST(VarlinkServer, AssemblesAMessageWrittenOneByteAtATime) {
@@ -275,13 +277,14 @@ TEST(VarlinkServer, KeepsServingOthersWhileAPeerDoesNotReadItsReplies) {
     std::string batch;
     for (int i = 0; i < 1000; ++i)
         batch += std::string(R"({"method":"org.example.test.Big","parameters":{"size":65536}})") + '\0';
-    ASSERT_TRUE(stuck.sendRaw(batch));
-    std::this_thread::sleep_for(100ms);
     Client other(server.path());
-    auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(stuck.sendRaw(batch));
+    // Wait until the server has answered some of the stuck peer's calls (calls beyond other's own State
+    // calls).
+    int64_t asked = 0;
+    ASSERT_TRUE(waitFor([&] { return serverState(other).calls > ++asked; }, 10'000ms));
     ASSERT_TRUE(other.call(echo("served")));
-    EXPECT_EQ(parse(other.receive(2000ms)).text(), "served");
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    EXPECT_EQ(parse(other.receive(10'000ms)).text(), "served");
     // The server stopped reading the stuck peer's calls rather than answering them all into memory.
     EXPECT_LT(server.stop().calls, 100u);
 }
@@ -294,13 +297,121 @@ TEST(VarlinkServer, ClosesAPeerWhoseUnreadRepliesPassTheHardLimit) {
     Client stuck(server.path());
     // One reply larger than the hard limit cannot be held back by not reading.
     ASSERT_TRUE(stuck.call(R"({"method":"org.example.test.Big","parameters":{"size":4194304}})"));
-    std::this_thread::sleep_for(200ms);
-    // Drain: what arrives ends in end-of-stream, never a complete reply.
-    std::optional<std::string> message = stuck.receive(3000ms);
-    EXPECT_FALSE(message.has_value());
+    // What arrives ends in end of stream, never a complete reply; a server that neither sends nor closes
+    // (nullopt on timeout) fails too.
+    std::optional<std::string> message = stuck.receive(10'000ms);
+    EXPECT_FALSE(message.has_value()) << "a reply over the hard limit was sent whole";
+    EXPECT_TRUE(stuck.endOfStream()) << "the server did not close the connection";
     Client other(server.path());
     ASSERT_TRUE(other.call(echo("ok")));
     EXPECT_EQ(parse(other.receive()).text(), "ok");
+    EXPECT_EQ(server.stop().overflowCloses, 1u);
+}
+
+// Methods for the default output limits: Blob answers one reply with `size` bytes of text and counts the
+// calls it answered; Stream (with more) answers `n` replies of `size` bytes each, all at once.
+Extras blobMethods(std::atomic<int>& blobs) {
+    return Extras{
+        .methods =
+            [&blobs](Server&, EventLoop&) {
+                return std::vector<Method>{
+                    Method{.name = "Blob",
+                           .handler =
+                               [&blobs](Call& call) {
+                                   std::string blob(
+                                       static_cast<size_t>(call.parameters()["size"].int64().value_or(0)),
+                                       'x');
+                                   (void)call.reply([&](JsonWriter& w) { w.field("blob", blob); });
+                                   ++blobs;
+                               }},
+                    Method{
+                        .name = "Stream",
+                        .handler =
+                            [](Call& call) {
+                                auto n = call.parameters()["n"].int64().value_or(0);
+                                std::string blob(
+                                    static_cast<size_t>(call.parameters()["size"].int64().value_or(0)), 'x');
+                                for (int64_t i = 0; i < n; ++i)
+                                    (void)call.replyContinues([&](JsonWriter& w) { w.field("blob", blob); });
+                                (void)call.reply([&](JsonWriter& w) { w.field("end", true); });
+                            },
+                        .requiresMore = true},
+                };
+            },
+        .setup = {},
+        .teardown = {}};
+}
+
+// The soft limit as shipped (1 MiB): a peer that does not read its replies is not read from once more than
+// 1 MiB of them is unsent; nothing is lost, and once it reads, the server catches up.
+TEST(VarlinkServer, StopsReadingAPeerWithMoreThanOneMebibyteOfUnreadRepliesByDefault) {
+    std::atomic<int> blobs{0};
+    TestServer server({}, false, blobMethods(blobs)); // the default ServerOptions
+    Client stuck(server.path());
+    Client other(server.path());
+    // 40 calls of 250 000-byte replies (10 MB) in one write: all of them reach the server in one read.
+    constexpr int calls = 40;
+    constexpr size_t size = 250'000;
+    std::string batch;
+    for (int i = 0; i < calls; ++i)
+        batch +=
+            std::format(R"({{"method":"org.example.test.Blob","parameters":{{"size":{}}}}})", size) + '\0';
+    ASSERT_TRUE(stuck.sendRaw(batch));
+    ASSERT_TRUE(waitFor([&] { return blobs.load() >= 1; }, 10'000ms));
+    // The server answers other only after its pass over the stuck peer's input (one thread): after these
+    // round trips it has answered all it ever will while nobody reads.
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(other.call(echo("served")));
+        ASSERT_EQ(parse(other.receive(10'000ms)).text(), "served");
+    }
+    int answered = blobs.load();
+    // Four replies (1 000 112 bytes) stay under 1 MiB, the fifth passes it; the socket's buffer in the kernel
+    // takes a few hundred KB more at most. A soft limit of 64 MiB would answer all 40.
+    EXPECT_GE(answered, 5) << "held back below 1 MiB of unread replies";
+    EXPECT_LE(answered, 10) << "not held back at 1 MiB of unread replies";
+    // Held back, not dropped: reading, the peer gets every reply in order, and the connection goes on.
+    for (int i = 0; i < calls; ++i) {
+        auto reply = stuck.receive(10'000ms);
+        ASSERT_TRUE(reply.has_value()) << "reply " << i << (stuck.endOfStream() ? ": closed" : ": timed out");
+        ASSERT_EQ(parse(reply).root()["parameters"]["blob"].string()->size(), size) << "reply " << i;
+    }
+    ASSERT_TRUE(stuck.call(echo("after")));
+    EXPECT_EQ(parse(stuck.receive()).text(), "after");
+    EXPECT_EQ(blobs.load(), calls);
+    EXPECT_EQ(server.stop().overflowCloses, 0u);
+}
+
+// The hard limit as shipped (64 MiB): a streaming call whose unread replies come to 62 MiB is kept and read
+// to its end; one with 66 MiB is closed.
+TEST(VarlinkServer, ClosesAPeerWithMoreThanSixtyFourMebibytesOfUnreadRepliesByDefault) {
+    std::atomic<int> blobs{0};
+    TestServer server({}, false, blobMethods(blobs)); // the default ServerOptions
+    static constexpr size_t mebibyte = 1024 * 1024;
+    auto stream = [](int n) {
+        return std::format(
+            R"({{"method":"org.example.test.Stream","parameters":{{"n":{},"size":{}}},"more":true}})", n,
+            mebibyte);
+    };
+    {
+        Client under(server.path());
+        ASSERT_TRUE(under.call(stream(62)));
+        for (int i = 0; i < 62; ++i) {
+            auto reply = under.receive(10'000ms);
+            ASSERT_TRUE(reply.has_value())
+                << "reply " << i << (under.endOfStream() ? ": closed" : ": timed out");
+            Reply parsed = parse(reply);
+            ASSERT_EQ(parsed.root()["parameters"]["blob"].string()->size(), mebibyte) << "reply " << i;
+            ASSERT_EQ(parsed.root()["continues"].boolean(), true) << "reply " << i;
+        }
+        EXPECT_EQ(parse(under.receive()).root()["parameters"]["end"].boolean(), true);
+    }
+    Client over(server.path());
+    ASSERT_TRUE(over.call(stream(66)));
+    // What arrives (what the kernel took before the close) is no complete reply, then end of stream.
+    auto message = over.receive(10'000ms);
+    EXPECT_FALSE(message.has_value()) << "a reply arrived whole";
+    EXPECT_TRUE(over.endOfStream()) << "not closed past 64 MiB of unread replies";
+    EXPECT_EQ(server.stop().overflowCloses, 1u);
 }
 
 TEST(VarlinkServer, RefusesConnectionsOverThePerUidLimit) {
@@ -316,9 +427,11 @@ TEST(VarlinkServer, RefusesConnectionsOverThePerUidLimit) {
     Client third(server.path()); // connect() succeeds (the backlog), then the server closes it
     (void)third.call(echo("3"));
     EXPECT_TRUE(third.closedByServer());
-    // A slot frees up when one of the others leaves.
+    // A slot frees up when one of the others leaves: once the server has seen the close (asked on the
+    // connection that stays), a new client is served.
     { Client gone = std::move(first); }
-    std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(waitFor([&] { return serverState(second).connections == 1; }, 10'000ms))
+        << "the server never saw the first client leave";
     Client fourth(server.path());
     ASSERT_TRUE(fourth.call(echo("4")));
     EXPECT_EQ(parse(fourth.receive()).text(), "4");
@@ -327,20 +440,45 @@ TEST(VarlinkServer, RefusesConnectionsOverThePerUidLimit) {
     EXPECT_EQ(counters.connectionsAccepted, 3u);
 }
 
+// Hold defers the call; Release answers every held call, then replies with how many it answered.
+Extras holdAndRelease(std::vector<DeferredCall>& held) {
+    return Extras{
+        .methods =
+            [&held](Server&, EventLoop&) {
+                return std::vector<Method>{
+                    Method{.name = "Hold", .handler = [&held](Call& call) { held.push_back(call.defer()); }},
+                    Method{.name = "Release",
+                           .handler =
+                               [&held](Call& call) {
+                                   size_t count = held.size();
+                                   for (DeferredCall& d : held)
+                                       (void)d.reply([](JsonWriter& w) { w.field("text", "late"); });
+                                   held.clear();
+                                   (void)call.reply([&](JsonWriter& w) { w.field("released", count); });
+                               }},
+                };
+            },
+        .setup = {},
+        .teardown = [&held] { held.clear(); }};
+}
+
 TEST(VarlinkServer, DropsAReplyWhoseConnectionHasGone) {
-    TestServer server;
+    std::vector<DeferredCall> held; // touched on the server's thread only
+    TestServer server({}, false, holdAndRelease(held));
+    Client other(server.path());
     {
         Client leaving(server.path());
-        ASSERT_TRUE(
-            leaving.call(R"({"method":"org.example.test.Later","parameters":{"text":"late","ms":100}})"));
-        std::this_thread::sleep_for(20ms);
+        ASSERT_TRUE(leaving.call(R"({"method":"org.example.test.Hold"})"));
+        ASSERT_TRUE(waitFor([&] { return serverState(other).inFlight == 1; }, 10'000ms));
     }
-    std::this_thread::sleep_for(200ms); // the deferred reply fires after its connection closed
-    Client other(server.path());
+    // The server has seen the close before the deferred call is answered.
+    ASSERT_TRUE(waitFor([&] { return serverState(other).connections == 1; }, 10'000ms));
+    ASSERT_TRUE(other.call(R"({"method":"org.example.test.Release"})"));
+    EXPECT_EQ(parse(other.receive()).root()["parameters"]["released"].int64(), 1);
     ASSERT_TRUE(other.call(echo("fine")));
     EXPECT_EQ(parse(other.receive()).text(), "fine");
     Snapshot counters = server.stop();
-    EXPECT_EQ(counters.connectionsClosed, 1u);
+    EXPECT_EQ(counters.connectionsClosed, 1u); // the one that left (`other` is still open)
 }
 
 // read() that gives up after 5 s (-2) instead of hanging when a test's expectation does not hold.
