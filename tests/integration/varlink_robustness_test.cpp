@@ -14,15 +14,13 @@ namespace {
 using namespace harness;
 using namespace std::chrono_literals;
 
-// One call's round trip, bounded.
-std::chrono::milliseconds roundTrip(Client& client, std::string_view text) {
-    auto start = std::chrono::steady_clock::now();
+// One call's round trip: whether it was answered (in time: a generous bound, so that a loaded machine does
+// not fail it, while a server that does not serve this client at all does).
+bool answers(Client& client, std::string_view text) {
     if (!client.call(echo(text)))
-        return 1h;
-    auto reply = client.receive(3000ms);
-    if (!reply || parse(reply).text() != text)
-        return 1h;
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        return false;
+    auto reply = client.receive(10'000ms);
+    return reply && parse(reply).text() == text;
 }
 
 TEST(VarlinkRobustness, RefusesAConnectionOverTheTotalLimitWhileTheOthersWork) {
@@ -32,17 +30,19 @@ TEST(VarlinkRobustness, RefusesAConnectionOverTheTotalLimitWhileTheOthersWork) {
     TestServer server(options);
     Client first(server.path());
     Client second(server.path());
-    EXPECT_LT(roundTrip(first, "1"), 3000ms);
-    EXPECT_LT(roundTrip(second, "2"), 3000ms);
+    EXPECT_TRUE(answers(first, "1"));
+    EXPECT_TRUE(answers(second, "2"));
     Client third(server.path()); // connect() succeeds (the backlog), then the server closes it
     (void)third.call(echo("3"));
     EXPECT_TRUE(third.closedByServer());
-    EXPECT_LT(roundTrip(first, "1 again"), 3000ms);
-    EXPECT_LT(roundTrip(second, "2 again"), 3000ms);
+    EXPECT_TRUE(answers(first, "1 again"));
+    EXPECT_TRUE(answers(second, "2 again"));
     { Client gone = std::move(first); }
-    std::this_thread::sleep_for(300ms); // the server sees the close
+    // Once the server has seen the close (asked on the connection that stays), a new client is served.
+    EXPECT_TRUE(waitFor([&] { return serverState(second).connections == 1; }, 10'000ms))
+        << "the server never saw the first client leave";
     Client fourth(server.path());
-    EXPECT_LT(roundTrip(fourth, "4"), 3000ms);
+    EXPECT_TRUE(answers(fourth, "4"));
     Snapshot counters = server.stop();
     EXPECT_EQ(counters.connectionsRefused, 1u);
     EXPECT_EQ(counters.connectionsAccepted, 3u);
@@ -95,12 +95,12 @@ TEST(VarlinkRobustness, ServesAnAlreadyConnectedSocket) {
                              .teardown = {}});
     ASSERT_EQ(served, "");
     Client client(std::move(clientEnd));
-    EXPECT_LT(roundTrip(client, "over a socketpair"), 3000ms);
+    EXPECT_TRUE(answers(client, "over a socketpair"));
     ASSERT_TRUE(client.call(R"({"method":"org.varlink.service.GetInfo"})"));
     EXPECT_EQ(parse(client.receive()).root()["parameters"]["product"].string(), "test");
     // The listening socket serves others alongside it.
     Client other(server.path());
-    EXPECT_LT(roundTrip(other, "via the listener"), 3000ms);
+    EXPECT_TRUE(answers(other, "via the listener"));
     Snapshot counters = server.stop();
     EXPECT_EQ(counters.connectionsAccepted, 2u);
 }
@@ -112,7 +112,7 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientHoldsAHalfWrittenMessage) {
     ASSERT_TRUE(half.sendRaw(message.substr(0, 20)));
     Client other(server.path());
     for (int i = 0; i < 20; ++i)
-        ASSERT_LT(roundTrip(other, std::to_string(i)), 2000ms);
+        ASSERT_TRUE(answers(other, std::to_string(i)));
     ASSERT_TRUE(half.sendRaw(message.substr(20)));
     EXPECT_EQ(parse(half.receive()).text(), "completed later");
 }
@@ -124,6 +124,7 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientFloodsCallsWithoutReading) {
     Client flood(server.path());
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> sent{0};
+    std::atomic<bool> blocked{false};
     std::thread flooder([&] {
         std::string batch;
         for (int i = 0; i < 1000; ++i)
@@ -137,18 +138,21 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientFloodsCallsWithoutReading) {
                 sent += static_cast<uint64_t>(n);
                 offset = (offset + static_cast<size_t>(n)) % batch.size();
             } else {
+                blocked = true;
                 std::this_thread::sleep_for(1ms); // the server stopped reading: the socket buffers are full
             }
         }
     });
-    std::this_thread::sleep_for(200ms);
+    // Until the flooder's socket is full: the server has stopped reading it.
+    bool flooded = waitFor([&] { return blocked.load(); }, 10'000ms);
     Client other(server.path());
-    std::chrono::milliseconds worst{0};
-    for (int i = 0; i < 50; ++i)
-        worst = std::max(worst, roundTrip(other, std::to_string(i)));
+    int answered = 0;
+    while (answered < 50 && answers(other, std::to_string(answered)))
+        ++answered;
     stop = true;
     flooder.join();
-    EXPECT_LT(worst, 2000ms);
+    EXPECT_TRUE(flooded) << "the flooder's socket never filled up";
+    EXPECT_EQ(answered, 50);
     EXPECT_GT(sent.load(), 0u);
     // The flooder's calls were read only as far as the soft limit on its unread replies allowed (about 9000
     // replies of 30 bytes): unchecked, the server answers hundreds of thousands in that time.
@@ -169,7 +173,7 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientSendsAnEndlessMessage) {
     });
     Client other(server.path());
     for (int i = 0; i < 20; ++i)
-        ASSERT_LT(roundTrip(other, std::to_string(i)), 2000ms);
+        ASSERT_TRUE(answers(other, std::to_string(i)));
     writer.join();
     EXPECT_TRUE(closed.load());
     EXPECT_EQ(server.stop().protocolErrors, 1u);
@@ -186,7 +190,7 @@ TEST(VarlinkRobustness, ClosesAStreamThatIsNeverReadAndServesOthers) {
     // One call whose replies (about 3 MB) pass the hard limit at once.
     ASSERT_TRUE(stuck.call(R"({"method":"org.example.test.Count","parameters":{"n":100000},"more":true})"));
     Client other(server.path());
-    EXPECT_LT(roundTrip(other, "served"), 2000ms);
+    EXPECT_TRUE(answers(other, "served"));
     // Closed when the replies were queued, before anything was read (a client that read them all would wait
     // here in vain).
     EXPECT_TRUE(stuck.drainUntilClosed());
