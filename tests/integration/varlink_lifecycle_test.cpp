@@ -14,10 +14,12 @@ using namespace std::chrono_literals;
 struct Observed {
     std::atomic<int> idle{0};
     std::atomic<int> drained{0};
+    std::vector<DeferredCall> held; // on the server's thread only
 };
 
 // A server with methods that reach the Server itself: StopAccepting, InFlight (replies with callsInFlight()),
-// and Drain (registers whenDrained, then replies with callsInFlight()).
+// Drain (registers whenDrained, then replies with callsInFlight()), Hold (defers the call until Release) and
+// Release (answers every held call with {"text":"late"}).
 Extras lifecycleExtras(Observed& observed, std::chrono::milliseconds idleAfter) {
     return Extras{
         .methods =
@@ -42,6 +44,16 @@ Extras lifecycleExtras(Observed& observed, std::chrono::milliseconds idleAfter) 
                                    server.whenDrained([&observed] { ++observed.drained; });
                                    (void)call.reply([&](JsonWriter& w) { w.field("inFlight", inFlight); });
                                }},
+                    Method{.name = "Hold",
+                           .handler = [&observed](Call& call) { observed.held.push_back(call.defer()); }},
+                    Method{.name = "Release",
+                           .handler =
+                               [&observed](Call& call) {
+                                   for (DeferredCall& d : observed.held)
+                                       (void)d.reply([](JsonWriter& w) { w.field("text", "late"); });
+                                   observed.held.clear();
+                                   (void)call.reply();
+                               }},
                 };
             },
         .setup =
@@ -49,7 +61,7 @@ Extras lifecycleExtras(Observed& observed, std::chrono::milliseconds idleAfter) 
                 if (idleAfter > 0ms)
                     (void)server.setIdleCallback(idleAfter, [&observed] { ++observed.idle; });
             },
-        .teardown = {}};
+        .teardown = [&observed] { observed.held.clear(); }};
 }
 
 int64_t inFlight(Client& client) {
@@ -62,17 +74,30 @@ TEST(VarlinkLifecycle, CallsTheIdleCallbackOncePerPeriodWithoutConnections) {
     Observed observed;
     TestServer server({}, false, lifecycleExtras(observed, 200ms));
     // The first idle period starts at once: no client ever connected.
-    ASSERT_TRUE(waitFor([&] { return observed.idle.load() == 1; }));
+    ASSERT_TRUE(waitFor([&] { return observed.idle.load() == 1; }, 10'000ms));
     {
         Client client(server.path());
         ASSERT_TRUE(client.call(echo("x")));
         ASSERT_TRUE(client.receive().has_value());
+        // Three idle periods pass with the client connected (a window in which nothing must happen, not a
+        // wait for something); round trips after it make sure the loop has run since, with a due timer.
         std::this_thread::sleep_for(600ms);
+        ASSERT_TRUE(client.call(echo("y")));
+        ASSERT_TRUE(client.receive().has_value());
+        ASSERT_TRUE(client.call(echo("z")));
+        ASSERT_TRUE(client.receive().has_value());
         EXPECT_EQ(observed.idle.load(), 1) << "idle while a client was connected";
     }
     // The next period starts when the last client leaves, and fires once.
-    EXPECT_TRUE(waitFor([&] { return observed.idle.load() == 2; }));
+    EXPECT_TRUE(waitFor([&] { return observed.idle.load() == 2; }, 10'000ms));
+    // Three more periods without a connection: it does not fire again. A client that connects after them
+    // sees the loop run (it is accepted and answered) after any timer that was due.
     std::this_thread::sleep_for(600ms);
+    Client late(server.path());
+    ASSERT_TRUE(late.call(echo("late")));
+    ASSERT_TRUE(late.receive().has_value());
+    ASSERT_TRUE(late.call(echo("later")));
+    ASSERT_TRUE(late.receive().has_value());
     EXPECT_EQ(observed.idle.load(), 2) << "fires once per idle period";
 }
 
@@ -92,15 +117,20 @@ TEST(VarlinkLifecycle, TellsWhenEveryCallHasBeenAnswered) {
     Observed observed;
     TestServer server({}, false, lifecycleExtras(observed, 0ms));
     Client slow(server.path());
-    ASSERT_TRUE(slow.call(R"({"method":"org.example.test.Later","parameters":{"text":"late","ms":1000}})"));
+    // Answered only when the test says so (Release), however slow the machine.
+    ASSERT_TRUE(slow.call(R"({"method":"org.example.test.Hold"})"));
     Client stopper(server.path());
-    ASSERT_TRUE(waitFor([&] { return inFlight(stopper) == 1; }));
+    ASSERT_TRUE(waitFor([&] { return inFlight(stopper) == 1; }, 10'000ms));
     ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Drain"})"));
     EXPECT_EQ(parse(stopper.receive()).root()["parameters"]["inFlight"].int64(), 1);
-    std::this_thread::sleep_for(100ms);
+    // More round trips: the loop has run on past the Drain call, and the call is still unanswered.
+    EXPECT_EQ(inFlight(stopper), 1);
+    EXPECT_EQ(inFlight(stopper), 1);
     EXPECT_EQ(observed.drained.load(), 0) << "drained while a deferred call was unanswered";
+    ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Release"})"));
+    EXPECT_EQ(stopper.receive(), "{}");
     EXPECT_EQ(parse(slow.receive()).text(), "late");
-    EXPECT_TRUE(waitFor([&] { return observed.drained.load() == 1; }));
+    EXPECT_TRUE(waitFor([&] { return observed.drained.load() == 1; }, 10'000ms));
     // With nothing in flight it is called right away (the connections stay open).
     ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Drain"})"));
     EXPECT_EQ(parse(stopper.receive()).root()["parameters"]["inFlight"].int64(), 0);
@@ -115,12 +145,11 @@ TEST(VarlinkLifecycle, CountsNoCallInFlightOnAConnectionThatClosed) {
     Client stopper(server.path());
     {
         Client leaving(server.path());
-        ASSERT_TRUE(
-            leaving.call(R"({"method":"org.example.test.Later","parameters":{"text":"x","ms":5000}})"));
-        ASSERT_TRUE(waitFor([&] { return inFlight(stopper) == 1; }));
+        ASSERT_TRUE(leaving.call(R"({"method":"org.example.test.Hold"})")); // never answered
+        ASSERT_TRUE(waitFor([&] { return inFlight(stopper) == 1; }, 10'000ms));
     }
     // Its deferred call will never be answered: once the server has seen the close, nothing is in flight.
-    EXPECT_TRUE(waitFor([&] { return inFlight(stopper) == 0; }));
+    EXPECT_TRUE(waitFor([&] { return inFlight(stopper) == 0; }, 10'000ms));
     ASSERT_TRUE(stopper.call(R"({"method":"org.example.test.Drain"})"));
     EXPECT_EQ(parse(stopper.receive()).root()["parameters"]["inFlight"].int64(), 0);
     EXPECT_EQ(observed.drained.load(), 1);
