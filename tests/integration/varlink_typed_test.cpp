@@ -568,10 +568,16 @@ TEST(TypedVarlink, ServesTheInterfaceFileAsWritten) {
         client.call("org.varlink.service.GetInterfaceDescription", R"({"interface":"org.example.bench"})");
     ASSERT_TRUE(reply);
     EXPECT_EQ(reply->parameters()["description"].string(), text.str());
+    // The edge interface's file, read here, not the generated constant the server serves.
+    std::ifstream edgeFile(SVCKIT_TEST_SRCDIR "/tests/codegen/org.example.edge.varlink");
+    std::stringstream edgeText;
+    edgeText << edgeFile.rdbuf();
+    ASSERT_NE(edgeText.str().find("interface org.example-edge.v2\n"), std::string::npos) << edgeText.str();
+    EXPECT_EQ(edge::interfaceDescription, edgeText.str());
     auto edgeReply =
         client.call("org.varlink.service.GetInterfaceDescription", R"({"interface":"org.example-edge.v2"})");
     ASSERT_TRUE(edgeReply);
-    EXPECT_EQ(edgeReply->parameters()["description"].string(), edge::interfaceDescription);
+    EXPECT_EQ(edgeReply->parameters()["description"].string(), edgeText.str());
 }
 
 TEST(TypedVarlink, HandlesNamesThatMeetGeneratedOnes) {
