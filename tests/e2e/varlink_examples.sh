@@ -9,15 +9,19 @@ build=${1:-build/root}
 check_name=e2e_varlink_examples
 . tests/lib/check.sh
 
+[ -x "$build/examples/identity/svckit-example-identity" ] || skip "no build in $build (dev/build $build)"
 name=svckit-e2e-varlink-$$
-dev/root boot "$name" || { echo "$check_name: 0 passed, 1 failed"; exit 1; }
-trap 'dev/root stop "$name"' EXIT
+at_exit 'dev/root stop "$name"'
+out=$(dev/root boot "$name" 2>&1) || bail "the container boots" "$out"
 c() { dev/root exec "$name" "$@"; }
-# A command in a unit of its own, as a real caller; its stdout and stderr are ours, its exit status too.
+# A command in a unit of its own, as a real caller; its stdout and stderr are ours, its exit status too. A call
+# that hangs fails after RuntimeMaxSec= instead of stalling the script.
 # (--expand-environment=no: the shell snippets below use $$ themselves.)
-as_unit() { c systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no "$@"; }
-# varlinkctl in a unit; JSON sequences (--more) come with RS separators, dropped here.
-vl() { as_unit varlinkctl "$@" 2>&1 | tr -d '\036'; }
+as_unit() { c systemd-run --quiet --wait --pipe --collect --service-type=exec --expand-environment=no \
+    -p RuntimeMaxSec=120 "$@"; }
+# varlinkctl in a unit; JSON sequences (--more) come with RS separators, dropped here. Its exit status is
+# varlinkctl's (not tr's).
+vl() { as_unit varlinkctl "$@" 2>&1 | tr -d '\036'; return "${PIPESTATUS[0]}"; }
 
 identity=/run/svckit-example-identity.sock
 accept=/run/svckit-example-identity-accept.sock
@@ -29,9 +33,13 @@ c systemctl daemon-reload
 
 # The installed units are the ones each binary prints from its spec, and systemd 262 finds nothing to say.
 for example in identity calc bench; do
-    out=$(c sh -c "d=\$(mktemp -d) && svckit-example-$example --print-units=\$d && cd \$d && for f in *; do cmp \$f /usr/lib/systemd/system/\$f || exit 1; done && ls" 2>&1)
-    check "svckit-example-$example: installed units are what --print-units writes ($(echo $out))" test -n "$out"
-    for unit in $out; do
+    out=$(c sh -ec "d=\$(mktemp -d); svckit-example-$example --print-units=\$d >&2; cd \$d
+        for f in *; do cmp \$f /usr/lib/systemd/system/\$f; done; echo units:; ls" 2>&1)
+    rc=$?
+    units=$(sed -n '/^units:$/,$p' <<<"$out" | tail -n +2)
+    exits "svckit-example-$example: installed units are what --print-units writes ($(echo $units))" "$rc" 0 "$out"
+    contains "svckit-example-$example: ...among them its .socket" "$units" ".socket"
+    for unit in $units; do
         v=$(c systemd-analyze verify "/usr/lib/systemd/system/$unit" 2>&1)
         equals "systemd-analyze verify $unit prints nothing" "$v" ""
     done
@@ -66,25 +74,33 @@ contains "identity: varlinkctl info lists the interface" "$out" "io.svckit.examp
 contains "identity: varlinkctl info lists org.varlink.service" "$out" "org.varlink.service"
 out=$(vl introspect "$identity" io.svckit.example.Identity)
 contains "identity: introspect serves the interface with its comments" "$out" "# Who is calling"
-c sh -c "varlinkctl introspect $identity io.svckit.example.Identity >/tmp/identity.varlink"
+check "identity: varlinkctl introspect writes the description" \
+    c sh -c "varlinkctl introspect $identity io.svckit.example.Identity >/tmp/identity.varlink"
 check "identity: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/identity.varlink
-out=$(vl call --oneway "$identity" io.svckit.example.Identity.Whoami '{}'; echo "rc=$?")
-equals "identity: --oneway succeeds with no output" "$out" "rc=0"
+out=$(vl call --oneway "$identity" io.svckit.example.Identity.Whoami '{}')
+exits "identity: --oneway succeeds" "$?" 0 "$out"
+equals "identity: ...with no output" "$out" ""
 out=$(vl call --json=short "$identity" io.svckit.example.Identity.Stats '{}')
 contains "identity: Stats answers root" "$out" '"connections":'
-out=$(as_unit -p User=nobody varlinkctl call "$identity" io.svckit.example.Identity.Stats '{}' 2>&1; echo "rc=$?")
+out=$(as_unit -p User=nobody varlinkctl call "$identity" io.svckit.example.Identity.Stats '{}' 2>&1)
+rc=$?
 contains "identity: Stats refuses another user: PermissionDenied" "$out" "Permission denied"
-contains "identity: ...and the call fails" "$out" "rc=1"
-out=$(as_unit sh -c "varlinkctl call --push-fd=0 $identity io.svckit.example.Identity.Whoami '{}' </etc/hostname" 2>&1; echo "rc=$?")
+exits "identity: ...and the call fails" "$rc" 1 "$out"
+out=$(as_unit sh -c "varlinkctl call --push-fd=0 $identity io.svckit.example.Identity.Whoami '{}' </etc/hostname" 2>&1)
+rc=$?
 contains "identity: sending an fd to the AcceptFileDescriptors=no socket fails with EPERM" "$out" "Operation not permitted"
+exits "identity: ...and the call fails" "$rc" nonzero "$out"
+lacks "identity: ...with no answer" "$out" '"uid"'
 out=$(vl call --json=short "$identity" io.svckit.example.Identity.Whoami '{}')
 contains "identity: the service still answers after the refused fd" "$out" '"uid":0'
 
 # --- identity over Accept=yes: one instance per connection
 out=$(as_unit sh -c 'echo "pid=$$"; exec varlinkctl call --json=short '"$accept"' io.svckit.example.Identity.Whoami "{}"' 2>&1)
 contains "identity Accept=yes: the instance names the caller" "$out" "\"pid\":$(sed -n 's/^pid=//p' <<<"$out"),"
+# (The listing must succeed: an empty listing from a failed command would pass vacuously.)
 check "identity Accept=yes: the instance ends with its connection" \
-    wait_for 5 sh -c "! dev/root exec $name systemctl list-units --no-legend 'svckit-example-identity-accept@*' | grep -q running"
+    wait_for 60 bash -c "units=\$(dev/root exec $name systemctl list-units --no-legend 'svckit-example-identity-accept@*') &&
+        ! grep -q running <<<\"\$units\""
 
 # --- calc: typed errors, streaming, fds accepted (AcceptFileDescriptors=yes)
 equals "calc: Apply add" "$(vl call --json=short "$calc" io.svckit.example.Calc.Apply '{"op":"add","a":40,"b":2}')" '{"result":42}'
@@ -109,7 +125,8 @@ out=$(vl call --json=short "$calc" io.svckit.example.Calc.SumFile '{"fd":0}')
 contains "calc: SumFile without an fd is NoSuchFd" "$out" "io.svckit.example.Calc.NoSuchFd"
 out=$(as_unit sh -c "varlinkctl call --json=short --push-fd=0 $calc io.svckit.example.Calc.Sum '{\"values\":[1]}' </tmp/numbers" 2>&1)
 equals "calc: an fd sent to a method that takes none is closed, the call answered" "$out" '{"sum":1,"count":1}'
-c sh -c "varlinkctl introspect $calc io.svckit.example.Calc >/tmp/calc.varlink"
+check "calc: varlinkctl introspect writes the description" \
+    c sh -c "varlinkctl introspect $calc io.svckit.example.Calc >/tmp/calc.varlink"
 check "calc: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/calc.varlink
 equals "calc: the socket carries AcceptFileDescriptors=yes" \
     "$(c systemctl show -P AcceptFileDescriptors svckit-example-calc.socket)" yes
@@ -119,9 +136,11 @@ equals "bench: Echo" "$(vl call --json=short "$bench" org.example.bench.Echo '{"
 equals "bench: Add" "$(vl call --json=short "$bench" org.example.bench.Add '{"a":40,"b":2}')" '{"sum":42}'
 equals "bench: Count --more" "$(vl call --more --collect --json=short "$bench" org.example.bench.Count '{"n":3}')" \
     '[{"i":0},{"i":1},{"i":2}]'
-out=$(vl call --oneway "$bench" org.example.bench.Echo '{"text":"x"}'; echo "rc=$?")
-equals "bench: --oneway" "$out" "rc=0"
-c sh -c "varlinkctl introspect $bench org.example.bench >/tmp/bench.varlink"
+out=$(vl call --oneway "$bench" org.example.bench.Echo '{"text":"x"}')
+exits "bench: --oneway succeeds" "$?" 0 "$out"
+equals "bench: ...with no output" "$out" ""
+check "bench: varlinkctl introspect writes the description" \
+    c sh -c "varlinkctl introspect $bench org.example.bench >/tmp/bench.varlink"
 check "bench: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/bench.varlink
 out=$(vl info "$bench")
 contains "bench: info lists org.example.bench" "$out" "org.example.bench"
@@ -132,10 +151,11 @@ c sh -c 'printf "[Socket]\nPassPIDFD=no\n" >/run/systemd/system/svckit-example-c
 c systemctl daemon-reload
 c systemctl stop svckit-example-calc.service svckit-example-calc.socket
 c systemctl start svckit-example-calc.socket
-out=$(vl call "$calc" io.svckit.example.Calc.Sum '{"values":[]}')
-check "calc without PassPIDFD: the call fails" test -n "$out"
+out=$(vl call --json=short "$calc" io.svckit.example.Calc.Sum '{"values":[]}')
+exits "calc without PassPIDFD: the call fails" "$?" nonzero "$out"
+lacks "calc without PassPIDFD: ...with no result" "$out" '"sum"'
 check "calc without PassPIDFD: the journal names the unit line" \
-    wait_for 5 sh -c "dev/root exec $name journalctl -b -u svckit-example-calc.service --no-pager | grep -q \"add 'PassPIDFD=yes'\""
+    wait_for 60 sh -c "dev/root exec $name journalctl -b -u svckit-example-calc.service --no-pager | grep -q \"add 'PassPIDFD=yes'\""
 c rm -r /run/systemd/system/svckit-example-calc.socket.d
 c systemctl daemon-reload
 c systemctl reset-failed svckit-example-calc.service svckit-example-calc.socket >/dev/null 2>&1
