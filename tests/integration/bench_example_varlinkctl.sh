@@ -6,14 +6,14 @@ set -u
 server=$1
 check_name=bench_example_varlinkctl
 . "$(dirname "$0")/../lib/check.sh"
-command -v varlinkctl >/dev/null || { echo "SKIP: varlinkctl (systemd >= 255) is not installed"; exit 77; }
+command -v varlinkctl >/dev/null || skip "varlinkctl (systemd >= 255) is not installed"
 
 dir=$(mktemp -d)
 sock=$dir/bench.sock
 "$server" "$sock" 2>"$dir/log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
-wait_for 10 test -S "$sock" || flunk "the server listens" "$(cat "$dir/log")"
+at_exit 'kill $pid 2>/dev/null; rm -rf "$dir"'
+wait_for 60 test -S "$sock" || bail "the server listens" "$(cat "$dir/log")"
 addr=unix:$sock
 
 equals "Echo returns its text" "$(varlinkctl call -j "$addr" org.example.bench.Echo '{"text":"héllo \"x\""}')" \
@@ -33,7 +33,7 @@ out=$(varlinkctl call "$addr" org.example.bench.Nope '{}' 2>&1)
 contains "an unknown method is MethodNotFound naming it" "$out" '{"method":"org.example.bench.Nope"}'
 out=$(varlinkctl info "$addr" 2>&1)
 contains "info lists the interface" "$out" "org.example.bench"
-varlinkctl introspect "$addr" org.example.bench >"$dir/idl.varlink" 2>&1
+check "introspect writes the description" sh -c 'varlinkctl introspect "$1" org.example.bench >"$2"' _ "$addr" "$dir/idl.varlink"
 check "introspect's description passes validate-idl" varlinkctl validate-idl "$dir/idl.varlink"
 contains "the description keeps its documentation comments" "$(cat "$dir/idl.varlink")" "# returns text unchanged"
 check "the server is still running" kill -0 $pid

@@ -12,12 +12,12 @@ reference=${3:-}
 check_name=go_varlink_interop
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/check.sh"
-[ -x "$client" ] || { echo "SKIP: no Go varlink client at $client (build it with dev/go-varlink)"; exit 77; }
+[ -x "$client" ] || skip "no Go varlink client at $client (build it with dev/go-varlink)"
 idl=$here/../../bench/varlink/org.example.bench.varlink
 
 dir=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
+at_exit '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$dir"'
 
 # gv ARGS...: the client's standard output and error, then "[exit N]" on a line of its own.
 gv() {
@@ -34,7 +34,7 @@ scenario() {
     echo "# $label: $cmd"
     "$cmd" "$sock" 2>"$dir/$label.log" &
     pid=$!
-    if ! wait_for 10 test -S "$sock"; then
+    if ! wait_for 60 test -S "$sock"; then
         flunk "$label: the server listens" "$(cat "$dir/$label.log")"
         return
     fi
