@@ -146,11 +146,13 @@ out=$(vl info "$bench")
 contains "bench: info lists org.example.bench" "$out" "org.example.bench"
 
 # --- a socket whose unit lost PassPIDFD=yes: the service refuses to start, naming the line to add
+# (The socket must be listening, and without PassPIDFD: a call that fails because nothing listens proves nothing.)
 c mkdir -p /run/systemd/system/svckit-example-calc.socket.d
 c sh -c 'printf "[Socket]\nPassPIDFD=no\n" >/run/systemd/system/svckit-example-calc.socket.d/no-pidfd.conf'
 c systemctl daemon-reload
 c systemctl stop svckit-example-calc.service svckit-example-calc.socket
-c systemctl start svckit-example-calc.socket
+check "calc: the socket starts again without PassPIDFD" c systemctl start svckit-example-calc.socket
+equals "calc: ...and its unit says PassPIDFD=no" "$(c systemctl show -P PassPIDFD svckit-example-calc.socket)" no
 out=$(vl call --json=short "$calc" io.svckit.example.Calc.Sum '{"values":[]}')
 exits "calc without PassPIDFD: the call fails" "$?" nonzero "$out"
 lacks "calc without PassPIDFD: ...with no result" "$out" '"sum"'
