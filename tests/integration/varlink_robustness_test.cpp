@@ -125,6 +125,10 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientFloodsCallsWithoutReading) {
     std::atomic<bool> stop{false};
     std::atomic<uint64_t> sent{0};
     std::atomic<bool> blocked{false};
+    std::atomic<bool> watching{false};
+    std::atomic<int> attemptsMade{0};
+    std::atomic<int> attemptsWatched{0};
+    std::atomic<bool> sentWhileWatched{false};
     std::thread flooder([&] {
         std::string batch;
         for (int i = 0; i < 1000; ++i)
@@ -134,6 +138,12 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientFloodsCallsWithoutReading) {
         size_t offset = 0;
         while (!stop) {
             ssize_t n = ::send(flood.fd(), batch.data() + offset, batch.size() - offset, MSG_NOSIGNAL);
+            ++attemptsMade;
+            if (watching) {
+                ++attemptsWatched;
+                if (n > 0)
+                    sentWhileWatched = true;
+            }
             if (n > 0) {
                 sent += static_cast<uint64_t>(n);
                 offset = (offset + static_cast<size_t>(n)) % batch.size();
@@ -143,16 +153,34 @@ TEST(VarlinkRobustness, ServesOthersWhileAClientFloodsCallsWithoutReading) {
             }
         }
     });
-    // Until the flooder's socket is full: the server has stopped reading it.
-    bool flooded = waitFor([&] { return blocked.load(); }, 10'000ms);
+    // Until the server holds the flooder back: its socket is full, and the server answers none of its calls
+    // while the flooder goes on trying to send (a condition, however long the flood takes to get there).
     Client other(server.path());
+    auto heldBack = [&] {
+        int64_t before = serverState(other).calls;
+        int start = attemptsMade.load();
+        if (!waitFor([&] { return attemptsMade.load() >= start + 5; }, 10'000ms))
+            return false;
+        return blocked.load() && serverState(other).calls == before + 1; // only the State call itself
+    };
+    bool flooded = waitFor(heldBack, 10'000ms);
     int answered = 0;
     while (answered < 50 && answers(other, std::to_string(answered)))
         ++answered;
+    // Held back, the flooder's socket stays full: none of its next sends gets through while the server goes
+    // on serving other. A server that kept reading it would make room for them.
+    uint64_t sentBefore = sent.load();
+    watching = true;
+    (void)waitFor([&] { return attemptsWatched.load() >= 20; }, 10'000ms);
+    int attempts = attemptsWatched.load();
     stop = true;
     flooder.join();
-    EXPECT_TRUE(flooded) << "the flooder's socket never filled up";
+    EXPECT_TRUE(flooded) << "the server never held the flooder back";
     EXPECT_EQ(answered, 50);
+    EXPECT_GE(attempts, 20);
+    EXPECT_FALSE(sentWhileWatched.load())
+        << "the server read on from a peer past the soft limit: " << sentBefore << " bytes sent before, "
+        << sent.load() << " after";
     EXPECT_GT(sent.load(), 0u);
     // The flooder's calls were read only as far as the soft limit on its unread replies allowed (about 9000
     // replies of 30 bytes): unchecked, the server answers hundreds of thousands in that time.

@@ -434,7 +434,9 @@ TEST(VarlinkServer, RefusesConnectionsOverThePerUidLimit) {
         << "the server never saw the first client leave";
     Client fourth(server.path());
     ASSERT_TRUE(fourth.call(echo("4")));
-    EXPECT_EQ(parse(fourth.receive()).text(), "4");
+    auto reply = fourth.receive();
+    ASSERT_TRUE(reply.has_value()) << "the freed slot was not given to a new client";
+    EXPECT_EQ(parse(reply).text(), "4");
     Snapshot counters = server.stop();
     EXPECT_EQ(counters.connectionsRefused, 1u);
     EXPECT_EQ(counters.connectionsAccepted, 3u);
