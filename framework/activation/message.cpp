@@ -1,6 +1,6 @@
 #include <svckit/message.hpp>
 
-#include "base/linux.hpp"
+#include <svckit/internal/linux_socket.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>

@@ -1,6 +1,6 @@
 #include <svckit/socket_options.hpp>
 
-#include "base/linux.hpp"
+#include <svckit/internal/linux_socket.hpp>
 
 #include <svckit/log.hpp>
 

@@ -1,6 +1,6 @@
 #include <svckit/identity.hpp>
 
-#include "base/linux.hpp"
+#include <svckit/internal/linux_socket.hpp>
 
 #include <cerrno>
 #include <charconv>

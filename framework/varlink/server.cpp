@@ -3,7 +3,7 @@
 #include <svckit/log.hpp>
 #include <svckit/message.hpp>
 
-#include "base/linux.hpp"
+#include <svckit/internal/linux_socket.hpp>
 #include "varlink/framing.hpp"
 
 #include <fcntl.h>

@@ -5,6 +5,8 @@
 // that svckit activates (see tests/integration/meson.build). The test finds both through $SVCKIT_TOOL and
 // $SVCKIT_ACTIVATE_PROBE.
 
+#include <svckit/internal/linux_socket.hpp>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,13 +28,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#ifndef SO_PASSPIDFD
-#define SO_PASSPIDFD 76
-#endif
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83
-#endif
 
 namespace {
 

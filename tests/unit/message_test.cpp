@@ -5,6 +5,7 @@
 #include "activation_test_support.hpp"
 
 #include <svckit/activation.hpp>
+#include <svckit/internal/linux_socket.hpp>
 #include <svckit/socket_options.hpp>
 
 #include <fcntl.h>
@@ -21,13 +22,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#ifndef SO_PASSPIDFD
-#define SO_PASSPIDFD 76
-#endif
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83
-#endif
 
 namespace svckit {
 namespace {

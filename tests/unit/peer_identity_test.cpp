@@ -1,6 +1,7 @@
 // Who is calling: identityOfPeer() over real connections and identityOfMessage() over real messages, from
 // this process and from forked children, including a peer that has gone away.
 #include <svckit/identity.hpp>
+#include <svckit/internal/linux_socket.hpp>
 #include <svckit/message.hpp>
 
 #include <gtest/gtest.h>
@@ -22,10 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
-
-#ifndef SO_PASSPIDFD
-#define SO_PASSPIDFD 76
-#endif
 
 using namespace svckit;
 

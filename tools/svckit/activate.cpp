@@ -2,6 +2,7 @@
 
 #include "unit_file.hpp"
 
+#include <svckit/internal/linux_socket.hpp>
 #include <svckit/log.hpp>
 #include <svckit/socket_spec.hpp>
 #include <svckit/unique_fd.hpp>
@@ -26,14 +27,6 @@
 #include <map>
 #include <optional>
 #include <utility>
-
-// Debian 12's glibc lacks the newer constants; these are the asm-generic (x86_64) values.
-#ifndef SO_PASSPIDFD
-#define SO_PASSPIDFD 76
-#endif
-#ifndef SO_PASSRIGHTS
-#define SO_PASSRIGHTS 83
-#endif
 
 namespace svckit::tool {
 namespace {
