@@ -5,8 +5,8 @@
 
 For each X.varlink, writes DIR/X.varlink.hpp and DIR/X.varlink.cpp: the interface's types as C++ structs and
 enums with decoders and encoders, an abstract Server to implement and a Client (see docs/varlink-codegen.md).
-The C++ text comes from the templates beside this script (templates/*.tmpl). A bad input is reported as
-`FILE:LINE: message` with exit status 1. Python 3 standard library only.
+The C++ text comes from the Jinja2 templates beside this script (templates/*.tmpl). A bad input is reported
+as `FILE:LINE: message` with exit status 1. Python 3 and Jinja2 (python3-jinja2).
 """
 
 import sys
@@ -20,7 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import idl  # noqa: E402
-import templating  # noqa: E402
+
+try:
+    import jinja2  # noqa: E402
+except ImportError:
+    sys.exit("varlink-codegen: needs Jinja2 (the python3-jinja2 package)")
 
 # C++ keywords and alternative tokens, and the standard macros a name must not hit: a name among them gets a
 # `_` suffix (varlink names never end in `_`, so the result cannot clash with another name).
@@ -81,6 +85,27 @@ def c_string_lines(text):
                 escaped += ch
         lines.append('"' + escaped + '"')
     return lines
+
+
+def indent_lines(text, width):
+    """Jinja's `indent` filter (every line but the first gets `width` spaces, blank lines stay blank), splitting
+    at '\n' only: `indent` splits with str.splitlines, which also breaks a doc comment at \r, \f, U+2028, ..."""
+    return "\n".join(" " * width + line if line and i else line for i, line in enumerate(text.split("\n")))
+
+
+def templates_environment():
+    """The templates: whole-line tags leave no trace (trim_blocks, lstrip_blocks), a file's last newline is
+    kept, and an undefined name is an error."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["indent_lines"] = indent_lines
+    return env
 
 
 class View:
@@ -229,7 +254,7 @@ def generate(path, output_dir, templates):
     outputs = []
     for template, suffix in (("header.hpp.tmpl", ".hpp"), ("source.cpp.tmpl", ".cpp")):
         out = os.path.join(output_dir, source_name + suffix)
-        rendered = templates.render(template, iface=view)
+        rendered = templates.get_template(template).render(iface=view)
         if not rendered.endswith("\n"):
             rendered += "\n"
         with open(out, "w", encoding="utf-8") as f:
@@ -245,7 +270,7 @@ def main(argv):
     parser.add_argument("--depfile", help="write a make-style depfile (for meson)")
     args = parser.parse_args(argv)
 
-    templates = templating.Templates(os.path.join(HERE, "templates"))
+    templates = templates_environment()
     outputs = []
     for path in args.inputs:
         try:
@@ -260,8 +285,8 @@ def main(argv):
             print(f"varlink-codegen: {e}", file=sys.stderr)
             return 1
     if args.depfile:
-        deps = [os.path.join(HERE, name) for name in ("varlink_codegen.py", "idl.py", "templating.py")]
-        deps += templates.loaded
+        deps = [os.path.join(HERE, name) for name in ("varlink_codegen.py", "idl.py")]
+        deps += [os.path.join(HERE, "templates", name) for name in templates.list_templates()]
         with open(args.depfile, "w", encoding="utf-8") as f:
             f.write(f"{outputs[0]}: {' '.join(deps)}\n")
     return 0
