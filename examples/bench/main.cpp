@@ -55,7 +55,7 @@ svckit::ServiceSpec benchSpec() {
 
 class Bench final : public Service, private BenchService {
 public:
-    Bench() : Service(benchSpec()) { addVarlink(interface({.acceptFds = {}, .requireMore = {"Count"}})); }
+    Bench() : Service(benchSpec()) { addVarlink(interface({.Count = {.requireMore = true}})); }
 };
 
 } // namespace

@@ -44,7 +44,7 @@ svckit::ServiceSpec calcSpec() {
 class Calc : public svckit::Service, private calc::Server {
 public:
     Calc() : Service(calcSpec()) {
-        addVarlink(interface({.acceptFds = {"SumFile"}, .requireMore = {"Fibonacci"}}));
+        addVarlink(interface({.Fibonacci = {.requireMore = true}, .SumFile = {.acceptFds = true}}));
     }
 
 private:

@@ -136,6 +136,9 @@ public:
     Reply<edge::NothingOut> Nothing(edge::NothingIn, MethodContext<edge::NothingOut>&) override {
         return edge::NothingOut{};
     }
+    Reply<edge::SettingsOut> Settings_(edge::SettingsIn, MethodContext<edge::SettingsOut>&) override {
+        return edge::SettingsOut{};
+    }
     Reply<edge::ServerOut> Server_(edge::ServerIn in, MethodContext<edge::ServerOut>&) override {
         edge::ServerOut out;
         out.clash.decode_ = in.cell ? in.cell->value.value_or(-1) : -2;
@@ -155,9 +158,8 @@ public:
         : path_(dir_.path() + "/typed.sock"), server_([this](EventLoop& loop, Server& server) -> std::string {
               richService_.loop = &loop;
               for (auto interface :
-                   {benchService_.interface({.acceptFds = {"Echo"}, .requireMore = {"Count"}}),
-                    richService_.interface({.acceptFds = {}, .requireMore = {"Walk"}}),
-                    edgeService_.interface()})
+                   {benchService_.interface({.Echo = {.acceptFds = true}, .Count = {.requireMore = true}}),
+                    richService_.interface({.Walk = {.requireMore = true}}), edgeService_.interface()})
                   if (auto added = server.addInterface(std::move(interface)); !added)
                       return added.error().message();
               return VarlinkServerThread::listenOn(server, path_, /*acceptFds=*/true);
@@ -598,16 +600,28 @@ TEST(TypedVarlink, HandlesNamesThatMeetGeneratedOnes) {
     EXPECT_EQ(raw->parameters()["clash"]["writeMembers"].string(), "written");
 }
 
-TEST(TypedVarlink, RefusesOptionsNamingAMethodTheInterfaceLacks) {
-    auto loop = EventLoop::create();
-    ASSERT_TRUE(loop);
-    auto server = Server::create(*loop);
-    ASSERT_TRUE(server);
+TEST(TypedVarlink, AnswersPermissionDeniedToCallersTheMethodsPolicyRefuses) {
+    test::TempDir dir;
+    std::string path = dir.path() + "/policy.sock";
     BenchService service;
-    auto added = server->addInterface(service.interface({.acceptFds = {}, .requireMore = {"Cuont"}}));
-    ASSERT_FALSE(added);
-    EXPECT_EQ(added.error().code(), EINVAL);
-    EXPECT_NE(added.error().message().find("Cuont"), std::string::npos) << added.error().message();
+    VarlinkServerThread server([&](EventLoop&, Server& engine) -> std::string {
+        Policy nobody = Policy::predicate([](const PeerIdentity&) { return false; }, "nobody");
+        if (auto added = engine.addInterface(service.interface({.Add = {.policy = std::move(nobody)}}));
+            !added)
+            return added.error().message();
+        return VarlinkServerThread::listenOn(engine, path);
+    });
+    auto connection = Client::connect(path);
+    ASSERT_TRUE(connection) << connection.error().message();
+    bench::Client client(*connection);
+    auto add = client.Add({.a = 1, .b = 2});
+    ASSERT_TRUE(add) << add.error().message();
+    ASSERT_FALSE(*add);
+    EXPECT_EQ(add->error().name(), errorPermissionDenied);
+    auto echo = client.Echo({.text = "unguarded"});
+    ASSERT_TRUE(echo && *echo);
+    EXPECT_EQ((*echo)->text, "unguarded");
+    server.stop();
 }
 
 TEST(TypedVarlink, ReportsAReplyThatDoesNotDecodeAsATransportError) {

@@ -52,6 +52,9 @@ CXX_TYPES = {
 STRUCT_MEMBERS = {"decode", "writeMembers"}
 ERROR_MEMBERS = {"errorName", "from"}
 
+# The classes generated beside the interface's types; a method named like one gets a `_` suffix in C++.
+GENERATED_CLASSES = ("Server", "Client", "Settings")
+
 
 def escape(name, reserved=()):
     return name + "_" if name in CXX_RESERVED or name in reserved else name
@@ -212,7 +215,7 @@ class Generator:
 
     def check_names(self):
         declared = {s.name: s for s in self.interface.symbols if s.kind != "method"}
-        generated = {"Server": None, "Client": None}
+        generated = dict.fromkeys(GENERATED_CLASSES)
         for method in self.interface.of_kind("method"):
             generated[method.name + "In"] = method
             generated[method.name + "Out"] = method
@@ -231,7 +234,7 @@ class Generator:
                 types.append(self.struct_view(symbol.body, symbol.name, symbol.name, symbol.doc))
         methods = []
         for m in self.interface.of_kind("method"):
-            cpp = escape(m.name, {"Server", "Client"})
+            cpp = escape(m.name, GENERATED_CLASSES)
             in_name, out_name = m.name + "In", m.name + "Out"
             methods.append(View(
                 name=m.name, cpp=cpp, wire=f"{self.interface.name}.{m.name}", doc=comment_lines(m.doc),

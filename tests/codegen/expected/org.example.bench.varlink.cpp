@@ -189,25 +189,25 @@ void Overflow::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::decodeError<Overflow>(error);
 }
 
-::svckit::varlink::Interface Server::interface(::svckit::varlink::InterfaceOptions options) {
+::svckit::varlink::Interface Server::interface(const Settings& settings) {
     ::svckit::varlink::Interface result{
         .name = ::std::string(interfaceName),
         .description = ::std::string(interfaceDescription),
         .methods = {},
     };
-    result.methods.push_back(::svckit::varlink::Method{
+    result.methods.reserve(3);
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Echo",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Echo); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Echo));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Add",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Add); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Add));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Count",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Count); },
-    });
-    ::svckit::varlink::detail::applyOptions(result, options);
+    }, settings.Count));
     return result;
 }
 

@@ -103,6 +103,15 @@ struct Overflow {
     bool operator==(const Overflow&) const = default;
 };
 
+// The settings of each method for Server::interface(), one member per method in IDL order (designated
+// initializers follow it), so that a misspelt method does not compile:
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`.
+struct Settings {
+    ::svckit::varlink::MethodSettings Echo{};
+    ::svckit::varlink::MethodSettings Add{};
+    ::svckit::varlink::MethodSettings Count{};
+};
+
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
 // handler returns its output, an error (an error struct of this interface or any ErrorReply), or
 // ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
@@ -121,9 +130,9 @@ public:
     // requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last
     virtual ::svckit::varlink::Reply<CountOut> Count(CountIn in, ::svckit::varlink::MethodContext<CountOut>& ctx) = 0;
 
-    // The interface, its handlers bound to this object (which must outlive the varlink::Server). The options
-    // say which methods accept fds and which require `more`.
-    [[nodiscard]] ::svckit::varlink::Interface interface(::svckit::varlink::InterfaceOptions options = {});
+    // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
+    // with its settings: whether it accepts fds, requires `more`, and who may call it.
+    [[nodiscard]] ::svckit::varlink::Interface interface(const Settings& settings = {});
 
 protected:
     Server() = default;

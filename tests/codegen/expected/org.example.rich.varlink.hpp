@@ -326,6 +326,17 @@ struct Moved {
     bool operator==(const Moved&) const = default;
 };
 
+// The settings of each method for Server::interface(), one member per method in IDL order (designated
+// initializers follow it), so that a misspelt method does not compile:
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`.
+struct Settings {
+    ::svckit::varlink::MethodSettings Mirror{};
+    ::svckit::varlink::MethodSettings Tree{};
+    ::svckit::varlink::MethodSettings Walk{};
+    ::svckit::varlink::MethodSettings Fail{};
+    ::svckit::varlink::MethodSettings Ping{};
+};
+
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
 // handler returns its output, an error (an error struct of this interface or any ErrorReply), or
 // ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
@@ -350,9 +361,9 @@ public:
     // Answers nothing.
     virtual ::svckit::varlink::Reply<PingOut> Ping(PingIn in, ::svckit::varlink::MethodContext<PingOut>& ctx) = 0;
 
-    // The interface, its handlers bound to this object (which must outlive the varlink::Server). The options
-    // say which methods accept fds and which require `more`.
-    [[nodiscard]] ::svckit::varlink::Interface interface(::svckit::varlink::InterfaceOptions options = {});
+    // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
+    // with its settings: whether it accepts fds, requires `more`, and who may call it.
+    [[nodiscard]] ::svckit::varlink::Interface interface(const Settings& settings = {});
 
 protected:
     Server() = default;
