@@ -36,6 +36,8 @@ contains "info lists the interface" "$out" "org.example.bench"
 varlinkctl introspect "$addr" org.example.bench >"$dir/idl.varlink" 2>&1
 check "introspect's description passes validate-idl" varlinkctl validate-idl "$dir/idl.varlink"
 contains "the description keeps its documentation comments" "$(cat "$dir/idl.varlink")" "# returns text unchanged"
+contains "introspection shows that Count requires more (systemd's marker, from the .varlink file)" \
+    "$(cat "$dir/idl.varlink")" $'# [Requires \'more\' flag]\nmethod Count('
 check "the server is still running" kill -0 $pid
 kill -TERM $pid
 wait $pid

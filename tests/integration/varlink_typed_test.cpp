@@ -151,15 +151,15 @@ public:
     }
 };
 
-// The three interfaces on one socket (which accepts fds; Echo takes them, Count and Walk require `more`).
+// The three interfaces on one socket (which accepts fds; Echo takes them, Count and Walk require `more` as
+// their .varlink files say).
 class Fixture {
 public:
     Fixture()
         : path_(dir_.path() + "/typed.sock"), server_([this](EventLoop& loop, Server& server) -> std::string {
               richService_.loop = &loop;
-              for (auto interface :
-                   {benchService_.interface({.Echo = {.acceptFds = true}, .Count = {.requireMore = true}}),
-                    richService_.interface({.Walk = {.requireMore = true}}), edgeService_.interface()})
+              for (auto interface : {benchService_.interface({.Echo = {.acceptFds = true}}),
+                                     richService_.interface(), edgeService_.interface()})
                   if (auto added = server.addInterface(std::move(interface)); !added)
                       return added.error().message();
               return VarlinkServerThread::listenOn(server, path_, /*acceptFds=*/true);
@@ -598,6 +598,33 @@ TEST(TypedVarlink, HandlesNamesThatMeetGeneratedOnes) {
     ASSERT_TRUE(raw);
     EXPECT_EQ(raw->parameters()["clash"]["decode"].int64(), 1);
     EXPECT_EQ(raw->parameters()["clash"]["writeMembers"].string(), "written");
+}
+
+const Method* findMethod(const Interface& interface, std::string_view name) {
+    for (const Method& method : interface.methods)
+        if (method.name == name)
+            return &method;
+    return nullptr;
+}
+
+// A misspelt method in the settings does not compile (tests/codegen/settings_compile.sh); here, what they do.
+TEST(TypedVarlink, TakesRequiresMoreFromTheIdlAndTheRestFromTheSettings) {
+    BenchService service;
+    Interface plain = service.interface();
+    ASSERT_EQ(plain.methods.size(), 3u);
+    for (std::string_view name : {"Echo", "Add", "Count"}) {
+        const Method* method = findMethod(plain, name);
+        ASSERT_NE(method, nullptr) << name;
+        // Only Count has the line `[Requires 'more' flag]` in org.example.bench.varlink.
+        EXPECT_EQ(method->requiresMore, name == "Count") << name;
+        EXPECT_FALSE(method->acceptsFds) << name;
+    }
+    Interface set = service.interface({.Echo = {.acceptFds = true}, .Add = {.requireMore = true}});
+    EXPECT_TRUE(findMethod(set, "Echo")->acceptsFds);
+    EXPECT_FALSE(findMethod(set, "Echo")->requiresMore);
+    EXPECT_TRUE(findMethod(set, "Add")->requiresMore);
+    EXPECT_FALSE(findMethod(set, "Add")->acceptsFds);
+    EXPECT_TRUE(findMethod(set, "Count")->requiresMore);
 }
 
 TEST(TypedVarlink, AnswersPermissionDeniedToCallersTheMethodsPolicyRefuses) {

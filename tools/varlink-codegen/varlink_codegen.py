@@ -55,6 +55,11 @@ ERROR_MEMBERS = {"errorName", "from"}
 # The classes generated beside the interface's types; a method named like one gets a `_` suffix in C++.
 GENERATED_CLASSES = ("Server", "Client", "Settings")
 
+# systemd's marker for a method that answers only calls with `more`: a line of its own in the method's doc
+# comment. sd-varlink's IDL formatter writes it right before `method` for SD_VARLINK_REQUIRES_MORE (its parser
+# keeps it as a comment); `[Supports 'more' flag]` needs nothing: any method may be called with `more`.
+REQUIRES_MORE_MARKER = "[Requires 'more' flag]"
+
 
 def escape(name, reserved=()):
     return name + "_" if name in CXX_RESERVED or name in reserved else name
@@ -238,6 +243,7 @@ class Generator:
             in_name, out_name = m.name + "In", m.name + "Out"
             methods.append(View(
                 name=m.name, cpp=cpp, wire=f"{self.interface.name}.{m.name}", doc=comment_lines(m.doc),
+                requires_more=any(line.strip() == REQUIRES_MORE_MARKER for line in m.doc),
                 input=self.struct_view(m.input, in_name, in_name, [f"The input of {m.name}."]),
                 output=self.struct_view(m.output, out_name, out_name, [f"The output of {m.name}."])))
         errors = [self.struct_view(e.body, e.name, e.name, e.doc, error_name=f"{self.interface.name}.{e.name}")

@@ -184,7 +184,9 @@ private:
 struct MethodSettings {
     // Calls may carry fds; they reach the handler as ctx.fds() (the socket must accept fds too).
     bool acceptFds = false;
-    // Only calls with `more` are answered; others get org.varlink.service.ExpectedMore.
+    // Only calls with `more` are answered; others get org.varlink.service.ExpectedMore. A method whose doc
+    // comment in the .varlink file has the line `[Requires 'more' flag]` (systemd's marker) requires `more`
+    // whatever this says; prefer the marker, which `varlinkctl introspect` shows too.
     bool requireMore = false;
     // Callers the policy refuses get org.varlink.service.PermissionDenied and the handler does not run.
     std::optional<Policy> policy{};

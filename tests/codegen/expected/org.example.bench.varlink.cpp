@@ -13,7 +13,8 @@ constexpr char descriptionText[] =
     "# signed 64-bit; overflow is the Overflow error\n"
     "method Add(a: int, b: int) -> (sum: int)\n"
     "\n"
-    "# requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last\n"
+    "# n >= 1 replies with i = 0..n-1, continues on all but the last\n"
+    "# [Requires 'more' flag]\n"
     "method Count(n: int) -> (i: int)\n"
     "\n"
     "error Overflow()\n";
@@ -207,6 +208,7 @@ void Overflow::writeMembers(::svckit::varlink::JsonWriter& w) const {
     result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Count",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Count); },
+        .requiresMore = true, // [Requires 'more' flag]
     }, settings.Count));
     return result;
 }

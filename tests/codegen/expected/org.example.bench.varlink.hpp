@@ -105,7 +105,8 @@ struct Overflow {
 
 // The settings of each method for Server::interface(), one member per method in IDL order (designated
 // initializers follow it), so that a misspelt method does not compile:
-// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`.
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
+// has the line `[Requires 'more' flag]` requires `more` without a setting.
 struct Settings {
     ::svckit::varlink::MethodSettings Echo{};
     ::svckit::varlink::MethodSettings Add{};
@@ -127,7 +128,8 @@ public:
     // signed 64-bit; overflow is the Overflow error
     virtual ::svckit::varlink::Reply<AddOut> Add(AddIn in, ::svckit::varlink::MethodContext<AddOut>& ctx) = 0;
 
-    // requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last
+    // n >= 1 replies with i = 0..n-1, continues on all but the last
+    // [Requires 'more' flag]
     virtual ::svckit::varlink::Reply<CountOut> Count(CountIn in, ::svckit::varlink::MethodContext<CountOut>& ctx) = 0;
 
     // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
@@ -155,7 +157,8 @@ public:
     ::svckit::Result<void> Add(const AddIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Add(const AddIn& in, const ::std::function<void(AddOut&&)>& each, ::std::span<const int> fds = {});
 
-    // requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last
+    // n >= 1 replies with i = 0..n-1, continues on all but the last
+    // [Requires 'more' flag]
     ::svckit::Result<::std::expected<CountOut, ::svckit::varlink::ErrorReply>> Count(const CountIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Count(const CountIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Count(const CountIn& in, const ::std::function<void(CountOut&&)>& each, ::std::span<const int> fds = {});

@@ -181,7 +181,8 @@ struct Bare {
 
 // The settings of each method for Server::interface(), one member per method in IDL order (designated
 // initializers follow it), so that a misspelt method does not compile:
-// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`.
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
+// has the line `[Requires 'more' flag]` requires `more` without a setting.
 struct Settings {
     ::svckit::varlink::MethodSettings Nothing{};
     ::svckit::varlink::MethodSettings Server_{};
@@ -197,9 +198,11 @@ public:
     Server& operator=(const Server&) = delete;
     virtual ~Server() = default;
 
+    // Any method may be called with `more`: this marker generates nothing.
+    // [Supports 'more' flag]
     virtual ::svckit::varlink::Reply<NothingOut> Nothing(NothingIn in, ::svckit::varlink::MethodContext<NothingOut>& ctx) = 0;
 
-    // A method named like a generated class.
+    // A method named like a generated class. Not a marker: [Requires 'more' flag] is one only as a line of its own.
     virtual ::svckit::varlink::Reply<ServerOut> Server_(ServerIn in, ::svckit::varlink::MethodContext<ServerOut>& ctx) = 0;
 
     // Named like the generated settings struct.
@@ -220,11 +223,13 @@ class Client {
 public:
     explicit Client(::svckit::varlink::Client& connection) noexcept : connection_(connection) {}
 
+    // Any method may be called with `more`: this marker generates nothing.
+    // [Supports 'more' flag]
     ::svckit::Result<::std::expected<NothingOut, ::svckit::varlink::ErrorReply>> Nothing(const NothingIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Nothing(const NothingIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Nothing(const NothingIn& in, const ::std::function<void(NothingOut&&)>& each, ::std::span<const int> fds = {});
 
-    // A method named like a generated class.
+    // A method named like a generated class. Not a marker: [Requires 'more' flag] is one only as a line of its own.
     ::svckit::Result<::std::expected<ServerOut, ::svckit::varlink::ErrorReply>> Server_(const ServerIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Server_(const ServerIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Server_(const ServerIn& in, const ::std::function<void(ServerOut&&)>& each, ::std::span<const int> fds = {});

@@ -68,7 +68,8 @@ constexpr char descriptionText[] =
     "# A tree of the given depth, each node with two children.\n"
     "method Tree(depth: int) -> (root: Node)\n"
     "\n"
-    "# Streams `steps` points from `from` on; requires 'more'.\n"
+    "# Streams `steps` points from `from` on.\n"
+    "# [Requires 'more' flag]\n"
     "method Walk(from: Point, steps: int) -> (at: Point, index: int)\n"
     "\n"
     "# Fails with the error named.\n"
@@ -952,6 +953,7 @@ void Moved::writeMembers(::svckit::varlink::JsonWriter& w) const {
     result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Walk",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Walk); },
+        .requiresMore = true, // [Requires 'more' flag]
     }, settings.Walk));
     result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Fail",

@@ -328,7 +328,8 @@ struct Moved {
 
 // The settings of each method for Server::interface(), one member per method in IDL order (designated
 // initializers follow it), so that a misspelt method does not compile:
-// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`.
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
+// has the line `[Requires 'more' flag]` requires `more` without a setting.
 struct Settings {
     ::svckit::varlink::MethodSettings Mirror{};
     ::svckit::varlink::MethodSettings Tree{};
@@ -352,7 +353,8 @@ public:
     // A tree of the given depth, each node with two children.
     virtual ::svckit::varlink::Reply<TreeOut> Tree(TreeIn in, ::svckit::varlink::MethodContext<TreeOut>& ctx) = 0;
 
-    // Streams `steps` points from `from` on; requires 'more'.
+    // Streams `steps` points from `from` on.
+    // [Requires 'more' flag]
     virtual ::svckit::varlink::Reply<WalkOut> Walk(WalkIn in, ::svckit::varlink::MethodContext<WalkOut>& ctx) = 0;
 
     // Fails with the error named.
@@ -386,7 +388,8 @@ public:
     ::svckit::Result<void> Tree(const TreeIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Tree(const TreeIn& in, const ::std::function<void(TreeOut&&)>& each, ::std::span<const int> fds = {});
 
-    // Streams `steps` points from `from` on; requires 'more'.
+    // Streams `steps` points from `from` on.
+    // [Requires 'more' flag]
     ::svckit::Result<::std::expected<WalkOut, ::svckit::varlink::ErrorReply>> Walk(const WalkIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Walk(const WalkIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Walk(const WalkIn& in, const ::std::function<void(WalkOut&&)>& each, ::std::span<const int> fds = {});
