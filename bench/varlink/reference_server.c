@@ -40,7 +40,8 @@ static const char bench_interface_text[] =
         "method Echo(text: string) -> (text: string)\n"
         "# signed 64-bit; overflow is the Overflow error\n"
         "method Add(a: int, b: int) -> (sum: int)\n"
-        "# requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last\n"
+        "# n >= 1 replies with i = 0..n-1, continues on all but the last\n"
+        "# [Requires 'more' flag]\n"
         "method Count(n: int) -> (i: int)\n"
         "error Overflow()\n";
 

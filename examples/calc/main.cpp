@@ -1,7 +1,7 @@
 // svckit-example-calc — a calculator on typed varlink bindings generated from io.svckit.example.Calc.varlink:
 // typed errors (DivisionByZero, Overflow with a parameter), a streaming method (Fibonacci, one reply per
-// number, requires `more`), and a method that reads a file descriptor passed with the call (SumFile; the
-// socket is declared with AcceptFileDescriptors=yes and only that method accepts fds).
+// number, requires `more` as its IDL says), and a method that reads a file descriptor passed with the call
+// (SumFile; the socket is declared with AcceptFileDescriptors=yes and only that method accepts fds).
 //
 //   svckit-example-calc [--listen=PATH | --print-units[=DIR] | --check | --help]
 //   varlinkctl call /run/svckit-example-calc.sock io.svckit.example.Calc.Apply '{"op":"add","a":1,"b":2}'
@@ -44,7 +44,8 @@ svckit::ServiceSpec calcSpec() {
 class Calc : public svckit::Service, private calc::Server {
 public:
     Calc() : Service(calcSpec()) {
-        addVarlink(interface({.acceptFds = {"SumFile"}, .requireMore = {"Fibonacci"}}));
+        // Fibonacci requires `more`: its doc comment in the .varlink file says so ([Requires 'more' flag]).
+        addVarlink(interface({.SumFile = {.acceptFds = true}}));
     }
 
 private:

@@ -45,8 +45,8 @@ std::optional<std::string> unlessEmpty(const std::string& s) {
 class Identity : public svckit::Service, private identity::Server {
 public:
     Identity() : Service(identitySpec()) {
-        // A failure here (a misspelt method name) makes run() refuse to start, with the error.
-        addVarlink(svckit::varlink::restrict(interface(), "Stats", svckit::Policy::rootOnly()));
+        // Stats is for root only; a misspelt method name here does not compile.
+        addVarlink(interface({.Stats = {.policy = svckit::Policy::rootOnly()}}));
     }
 
 private:

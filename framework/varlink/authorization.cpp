@@ -99,5 +99,10 @@ Result<Interface> restrict(Interface interface, std::string_view method, Policy 
     return interface;
 }
 
+Method restrict(Method method, Policy policy) {
+    guard(method, policy);
+    return method;
+}
+
 } // namespace varlink
 } // namespace svckit

@@ -1,6 +1,5 @@
 #include <svckit/varlink_typed.hpp>
 
-#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -135,17 +134,12 @@ Status decode(yyjson_val* v, JsonValue& out, Mode) {
 
 namespace detail {
 
-void applyOptions(Interface& interface, const InterfaceOptions& options) {
-    auto mark = [&](const std::set<std::string, std::less<>>& names, bool Method::*flag) {
-        for (const std::string& name : names) {
-            auto it = std::ranges::find(interface.methods, name, &Method::name);
-            if (it == interface.methods.end())
-                it = interface.methods.insert(interface.methods.end(), Method{.name = name, .handler = {}});
-            (*it).*flag = true;
-        }
-    };
-    mark(options.acceptFds, &Method::acceptsFds);
-    mark(options.requireMore, &Method::requiresMore);
+Method method(Method generated, const MethodSettings& settings) {
+    generated.acceptsFds = generated.acceptsFds || settings.acceptFds;
+    generated.requiresMore = generated.requiresMore || settings.requireMore;
+    if (settings.policy)
+        return restrict(std::move(generated), *settings.policy);
+    return generated;
 }
 
 ErrorReply errorOf(const ReplyMessage& reply) {

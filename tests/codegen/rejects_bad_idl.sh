@@ -13,7 +13,7 @@ check_name=codegen_rejects_bad_idl
 # What systemd accepts and svckit refuses: a clash with generated names, a type it cannot map yet, a type
 # holding itself by value (no C++ struct can), an interface name without a dot (the engine needs
 # reverse-domain names).
-svckit_only=" clashes_with_generated.varlink any_type.varlink holds_itself.varlink bad_interface_name.varlink "
+svckit_only=" clashes_with_generated.varlink settings_type.varlink any_type.varlink holds_itself.varlink bad_interface_name.varlink "
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

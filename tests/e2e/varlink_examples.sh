@@ -128,6 +128,8 @@ equals "calc: an fd sent to a method that takes none is closed, the call answere
 check "calc: varlinkctl introspect writes the description" \
     c sh -c "varlinkctl introspect $calc io.svckit.example.Calc >/tmp/calc.varlink"
 check "calc: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/calc.varlink
+contains "calc: introspection shows that Fibonacci requires more" "$(c cat /tmp/calc.varlink)" \
+    $'# [Requires \'more\' flag]\nmethod Fibonacci('
 equals "calc: the socket carries AcceptFileDescriptors=yes" \
     "$(c systemctl show -P AcceptFileDescriptors svckit-example-calc.socket)" yes
 

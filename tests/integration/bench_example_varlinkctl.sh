@@ -36,6 +36,8 @@ contains "info lists the interface" "$out" "org.example.bench"
 check "introspect writes the description" sh -c 'varlinkctl introspect "$1" org.example.bench >"$2"' _ "$addr" "$dir/idl.varlink"
 check "introspect's description passes validate-idl" varlinkctl validate-idl "$dir/idl.varlink"
 contains "the description keeps its documentation comments" "$(cat "$dir/idl.varlink")" "# returns text unchanged"
+contains "introspection shows that Count requires more (systemd's marker, from the .varlink file)" \
+    "$(cat "$dir/idl.varlink")" $'# [Requires \'more\' flag]\nmethod Count('
 check "the server is still running" kill -0 $pid
 kill -TERM $pid
 wait $pid

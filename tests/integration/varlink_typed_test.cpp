@@ -136,6 +136,9 @@ public:
     Reply<edge::NothingOut> Nothing(edge::NothingIn, MethodContext<edge::NothingOut>&) override {
         return edge::NothingOut{};
     }
+    Reply<edge::SettingsOut> Settings_(edge::SettingsIn, MethodContext<edge::SettingsOut>&) override {
+        return edge::SettingsOut{};
+    }
     Reply<edge::ServerOut> Server_(edge::ServerIn in, MethodContext<edge::ServerOut>&) override {
         edge::ServerOut out;
         out.clash.decode_ = in.cell ? in.cell->value.value_or(-1) : -2;
@@ -148,16 +151,15 @@ public:
     }
 };
 
-// The three interfaces on one socket (which accepts fds; Echo takes them, Count and Walk require `more`).
+// The three interfaces on one socket (which accepts fds; Echo takes them, Count and Walk require `more` as
+// their .varlink files say).
 class Fixture {
 public:
     Fixture()
         : path_(dir_.path() + "/typed.sock"), server_([this](EventLoop& loop, Server& server) -> std::string {
               richService_.loop = &loop;
-              for (auto interface :
-                   {benchService_.interface({.acceptFds = {"Echo"}, .requireMore = {"Count"}}),
-                    richService_.interface({.acceptFds = {}, .requireMore = {"Walk"}}),
-                    edgeService_.interface()})
+              for (auto interface : {benchService_.interface({.Echo = {.acceptFds = true}}),
+                                     richService_.interface(), edgeService_.interface()})
                   if (auto added = server.addInterface(std::move(interface)); !added)
                       return added.error().message();
               return VarlinkServerThread::listenOn(server, path_, /*acceptFds=*/true);
@@ -604,16 +606,55 @@ TEST(TypedVarlink, HandlesNamesThatMeetGeneratedOnes) {
     EXPECT_EQ(raw->parameters()["clash"]["writeMembers"].string(), "written");
 }
 
-TEST(TypedVarlink, RefusesOptionsNamingAMethodTheInterfaceLacks) {
-    auto loop = EventLoop::create();
-    ASSERT_TRUE(loop);
-    auto server = Server::create(*loop);
-    ASSERT_TRUE(server);
+const Method* findMethod(const Interface& interface, std::string_view name) {
+    for (const Method& method : interface.methods)
+        if (method.name == name)
+            return &method;
+    return nullptr;
+}
+
+// A misspelt method in the settings does not compile (tests/codegen/settings_compile.sh); here, what they do.
+TEST(TypedVarlink, TakesRequiresMoreFromTheIdlAndTheRestFromTheSettings) {
     BenchService service;
-    auto added = server->addInterface(service.interface({.acceptFds = {}, .requireMore = {"Cuont"}}));
-    ASSERT_FALSE(added);
-    EXPECT_EQ(added.error().code(), EINVAL);
-    EXPECT_NE(added.error().message().find("Cuont"), std::string::npos) << added.error().message();
+    Interface plain = service.interface();
+    ASSERT_EQ(plain.methods.size(), 3u);
+    for (std::string_view name : {"Echo", "Add", "Count"}) {
+        const Method* method = findMethod(plain, name);
+        ASSERT_NE(method, nullptr) << name;
+        // Only Count has the line `[Requires 'more' flag]` in org.example.bench.varlink.
+        EXPECT_EQ(method->requiresMore, name == "Count") << name;
+        EXPECT_FALSE(method->acceptsFds) << name;
+    }
+    Interface set = service.interface({.Echo = {.acceptFds = true}, .Add = {.requireMore = true}});
+    EXPECT_TRUE(findMethod(set, "Echo")->acceptsFds);
+    EXPECT_FALSE(findMethod(set, "Echo")->requiresMore);
+    EXPECT_TRUE(findMethod(set, "Add")->requiresMore);
+    EXPECT_FALSE(findMethod(set, "Add")->acceptsFds);
+    EXPECT_TRUE(findMethod(set, "Count")->requiresMore);
+}
+
+TEST(TypedVarlink, AnswersPermissionDeniedToCallersTheMethodsPolicyRefuses) {
+    test::TempDir dir;
+    std::string path = dir.path() + "/policy.sock";
+    BenchService service;
+    VarlinkServerThread server([&](EventLoop&, Server& engine) -> std::string {
+        Policy nobody = Policy::predicate([](const PeerIdentity&) { return false; }, "nobody");
+        if (auto added = engine.addInterface(service.interface({.Add = {.policy = std::move(nobody)}}));
+            !added)
+            return added.error().message();
+        return VarlinkServerThread::listenOn(engine, path);
+    });
+    auto connection = Client::connect(path);
+    ASSERT_TRUE(connection) << connection.error().message();
+    bench::Client client(*connection);
+    auto add = client.Add({.a = 1, .b = 2});
+    ASSERT_TRUE(add) << add.error().message();
+    ASSERT_FALSE(*add);
+    EXPECT_EQ(add->error().name(), errorPermissionDenied);
+    auto echo = client.Echo({.text = "unguarded"});
+    ASSERT_TRUE(echo && *echo);
+    EXPECT_EQ((*echo)->text, "unguarded");
+    server.stop();
 }
 
 TEST(TypedVarlink, ReportsAReplyThatDoesNotDecodeAsATransportError) {

@@ -5,8 +5,8 @@
 
 For each X.varlink, writes DIR/X.varlink.hpp and DIR/X.varlink.cpp: the interface's types as C++ structs and
 enums with decoders and encoders, an abstract Server to implement and a Client (see docs/varlink-codegen.md).
-The C++ text comes from the templates beside this script (templates/*.tmpl). A bad input is reported as
-`FILE:LINE: message` with exit status 1. Python 3 standard library only.
+The C++ text comes from the Jinja2 templates beside this script (templates/*.tmpl). A bad input is reported
+as `FILE:LINE: message` with exit status 1. Python 3 and Jinja2 (python3-jinja2).
 """
 
 import sys
@@ -20,7 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import idl  # noqa: E402
-import templating  # noqa: E402
+
+try:
+    import jinja2  # noqa: E402
+except ImportError:
+    sys.exit("varlink-codegen: needs Jinja2 (the python3-jinja2 package)")
 
 # C++ keywords and alternative tokens, and the standard macros a name must not hit: a name among them gets a
 # `_` suffix (varlink names never end in `_`, so the result cannot clash with another name).
@@ -47,6 +51,14 @@ CXX_TYPES = {
 # Member names of generated structs that fields must not take.
 STRUCT_MEMBERS = {"decode", "writeMembers"}
 ERROR_MEMBERS = {"errorName", "from"}
+
+# The classes generated beside the interface's types; a method named like one gets a `_` suffix in C++.
+GENERATED_CLASSES = ("Server", "Client", "Settings")
+
+# systemd's marker for a method that answers only calls with `more`: a line of its own in the method's doc
+# comment. sd-varlink's IDL formatter writes it right before `method` for SD_VARLINK_REQUIRES_MORE (its parser
+# keeps it as a comment); `[Supports 'more' flag]` needs nothing: any method may be called with `more`.
+REQUIRES_MORE_MARKER = "[Requires 'more' flag]"
 
 
 def escape(name, reserved=()):
@@ -81,6 +93,27 @@ def c_string_lines(text):
                 escaped += ch
         lines.append('"' + escaped + '"')
     return lines
+
+
+def indent_lines(text, width):
+    """Jinja's `indent` filter (every line but the first gets `width` spaces, blank lines stay blank), splitting
+    at '\n' only: `indent` splits with str.splitlines, which also breaks a doc comment at \r, \f, U+2028, ..."""
+    return "\n".join(" " * width + line if line and i else line for i, line in enumerate(text.split("\n")))
+
+
+def templates_environment():
+    """The templates: whole-line tags leave no trace (trim_blocks, lstrip_blocks), a file's last newline is
+    kept, and an undefined name is an error."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["indent_lines"] = indent_lines
+    return env
 
 
 class View:
@@ -187,7 +220,7 @@ class Generator:
 
     def check_names(self):
         declared = {s.name: s for s in self.interface.symbols if s.kind != "method"}
-        generated = {"Server": None, "Client": None}
+        generated = dict.fromkeys(GENERATED_CLASSES)
         for method in self.interface.of_kind("method"):
             generated[method.name + "In"] = method
             generated[method.name + "Out"] = method
@@ -206,10 +239,11 @@ class Generator:
                 types.append(self.struct_view(symbol.body, symbol.name, symbol.name, symbol.doc))
         methods = []
         for m in self.interface.of_kind("method"):
-            cpp = escape(m.name, {"Server", "Client"})
+            cpp = escape(m.name, GENERATED_CLASSES)
             in_name, out_name = m.name + "In", m.name + "Out"
             methods.append(View(
                 name=m.name, cpp=cpp, wire=f"{self.interface.name}.{m.name}", doc=comment_lines(m.doc),
+                requires_more=any(line.strip() == REQUIRES_MORE_MARKER for line in m.doc),
                 input=self.struct_view(m.input, in_name, in_name, [f"The input of {m.name}."]),
                 output=self.struct_view(m.output, out_name, out_name, [f"The output of {m.name}."])))
         errors = [self.struct_view(e.body, e.name, e.name, e.doc, error_name=f"{self.interface.name}.{e.name}")
@@ -229,7 +263,7 @@ def generate(path, output_dir, templates):
     outputs = []
     for template, suffix in (("header.hpp.tmpl", ".hpp"), ("source.cpp.tmpl", ".cpp")):
         out = os.path.join(output_dir, source_name + suffix)
-        rendered = templates.render(template, iface=view)
+        rendered = templates.get_template(template).render(iface=view)
         if not rendered.endswith("\n"):
             rendered += "\n"
         with open(out, "w", encoding="utf-8") as f:
@@ -245,7 +279,7 @@ def main(argv):
     parser.add_argument("--depfile", help="write a make-style depfile (for meson)")
     args = parser.parse_args(argv)
 
-    templates = templating.Templates(os.path.join(HERE, "templates"))
+    templates = templates_environment()
     outputs = []
     for path in args.inputs:
         try:
@@ -260,8 +294,8 @@ def main(argv):
             print(f"varlink-codegen: {e}", file=sys.stderr)
             return 1
     if args.depfile:
-        deps = [os.path.join(HERE, name) for name in ("varlink_codegen.py", "idl.py", "templating.py")]
-        deps += templates.loaded
+        deps = [os.path.join(HERE, name) for name in ("varlink_codegen.py", "idl.py")]
+        deps += [os.path.join(HERE, "templates", name) for name in templates.list_templates()]
         with open(args.depfile, "w", encoding="utf-8") as f:
             f.write(f"{outputs[0]}: {' '.join(deps)}\n")
     return 0

@@ -8,8 +8,11 @@
 // one) so that a caller the policy refuses gets org.varlink.service.PermissionDenied and the handler never
 // runs, as sd-varlink services answer.
 //
-//   auto guarded = svckit::varlink::restrict(calc.interface(), "Shutdown", svckit::Policy::rootOnly());
-//   if (!guarded) ...; (void)addVarlink(std::move(*guarded));
+// A generated interface takes a method's policy in its settings, checked by the compiler
+// (docs/varlink-codegen.md):
+//   addVarlink(interface({.Shutdown = {.policy = svckit::Policy::rootOnly()}}));
+// An interface built by hand (the dynamic API) names the method as a string:
+//   addVarlink(svckit::varlink::restrict(std::move(interface), "Shutdown", svckit::Policy::rootOnly()));
 #pragma once
 
 #include <svckit/identity.hpp>
@@ -59,9 +62,12 @@ namespace varlink {
 
 // Every method of the interface answers PermissionDenied to callers the policy refuses.
 [[nodiscard]] Interface restrict(Interface interface, Policy policy);
-// Only the named method is restricted. An unknown method name is an error (EINVAL): a typo must not leave the
+// Only the named method is restricted (for interfaces built by hand; a generated interface's Settings name
+// methods checked by the compiler). An unknown method name is an error (EINVAL): a typo must not leave the
 // method it meant unguarded.
 [[nodiscard]] Result<Interface> restrict(Interface interface, std::string_view method, Policy policy);
+// The method, its handler guarded by the policy.
+[[nodiscard]] Method restrict(Method method, Policy policy);
 
 } // namespace varlink
 } // namespace svckit

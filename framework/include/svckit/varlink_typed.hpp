@@ -9,12 +9,14 @@
 // - Reply<Out>: what a handler returns — its output, an error, or `deferred` after ctx.defer();
 // - MethodContext<Out> and DeferredReply<Out>: the call as a handler sees it (peer, fds, `more`, further
 //   replies) and an answer given later;
-// - InterfaceOptions: the per-method facts the IDL cannot say (which methods take fds, which require `more`);
+// - MethodSettings: one method's settings (fds, `more`, a Policy); a generated interface's `Settings` struct
+//   has one member per method, so a misspelt method does not compile;
 // - codec: decoding straight from yyjson into the structs, validated as sd-varlink validates parameters
 //   against the IDL, and encoding with JsonWriter; the dispatch glue of generated servers and clients.
 // Everything runs on the engine's dynamic API (Call, DeferredCall, JsonWriter) and the blocking Client.
 #pragma once
 
+#include <svckit/authorization.hpp>
 #include <svckit/error.hpp>
 #include <svckit/identity.hpp>
 #include <svckit/unique_fd.hpp>
@@ -32,7 +34,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -175,11 +176,20 @@ private:
     Call& call_;
 };
 
-// What the IDL cannot say about a method; a generated Server's interface() takes it. Naming a method the
-// interface lacks makes Server::addInterface fail (EINVAL, "has no handler").
-struct InterfaceOptions {
-    std::set<std::string, std::less<>> acceptFds;   // methods whose calls may carry fds
-    std::set<std::string, std::less<>> requireMore; // methods that answer only calls with `more`
+// The settings of one method of a generated interface. A generated interface has a `Settings` struct with one
+// such member per method, in IDL order, which its Server's interface() takes; a misspelt method is a compile
+// error (examples/calc, examples/identity):
+//   addVarlink(interface({.SumFile = {.acceptFds = true}}));
+//   addVarlink(interface({.Stats = {.policy = svckit::Policy::rootOnly()}}));
+struct MethodSettings {
+    // Calls may carry fds; they reach the handler as ctx.fds() (the socket must accept fds too).
+    bool acceptFds = false;
+    // Only calls with `more` are answered; others get org.varlink.service.ExpectedMore. A method whose doc
+    // comment in the .varlink file has the line `[Requires 'more' flag]` (systemd's marker) requires `more`
+    // whatever this says; prefer the marker, which `varlinkctl introspect` shows too.
+    bool requireMore = false;
+    // Callers the policy refuses get org.varlink.service.PermissionDenied and the handler does not run.
+    std::optional<Policy> policy{};
 };
 
 // Decoding and encoding of generated types. Decoders read yyjson values straight into C++ values and
@@ -471,9 +481,8 @@ void dispatch(Call& call, Self& self, Reply<Out> (Self::*handler)(In, MethodCont
     answer(call, (self.*handler)(std::move(in), context));
 }
 
-// Marks the methods InterfaceOptions names; a name the interface lacks becomes a method without a handler, so
-// that addInterface refuses it.
-void applyOptions(Interface& interface, const InterfaceOptions& options);
+// A generated Server's method (its name, handler and the flags its IDL gives) with its settings applied.
+[[nodiscard]] Method method(Method generated, const MethodSettings& settings);
 
 // The output of a reply that is no error; EBADMSG when its parameters do not decode.
 template <typename Out>

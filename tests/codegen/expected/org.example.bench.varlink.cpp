@@ -13,7 +13,8 @@ constexpr char descriptionText[] =
     "# signed 64-bit; overflow is the Overflow error\n"
     "method Add(a: int, b: int) -> (sum: int)\n"
     "\n"
-    "# requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last\n"
+    "# n >= 1 replies with i = 0..n-1, continues on all but the last\n"
+    "# [Requires 'more' flag]\n"
     "method Count(n: int) -> (i: int)\n"
     "\n"
     "error Overflow()\n";
@@ -189,25 +190,26 @@ void Overflow::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::decodeError<Overflow>(error);
 }
 
-::svckit::varlink::Interface Server::interface(::svckit::varlink::InterfaceOptions options) {
+::svckit::varlink::Interface Server::interface(const Settings& settings) {
     ::svckit::varlink::Interface result{
         .name = ::std::string(interfaceName),
         .description = ::std::string(interfaceDescription),
         .methods = {},
     };
-    result.methods.push_back(::svckit::varlink::Method{
+    result.methods.reserve(3);
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Echo",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Echo); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Echo));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Add",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Add); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Add));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Count",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Count); },
-    });
-    ::svckit::varlink::detail::applyOptions(result, options);
+        .requiresMore = true, // [Requires 'more' flag]
+    }, settings.Count));
     return result;
 }
 

@@ -103,6 +103,16 @@ struct Overflow {
     bool operator==(const Overflow&) const = default;
 };
 
+// The settings of each method for Server::interface(), one member per method in IDL order (designated
+// initializers follow it), so that a misspelt method does not compile:
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
+// has the line `[Requires 'more' flag]` requires `more` without a setting.
+struct Settings {
+    ::svckit::varlink::MethodSettings Echo{};
+    ::svckit::varlink::MethodSettings Add{};
+    ::svckit::varlink::MethodSettings Count{};
+};
+
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
 // handler returns its output, an error (an error struct of this interface or any ErrorReply), or
 // ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
@@ -118,12 +128,13 @@ public:
     // signed 64-bit; overflow is the Overflow error
     virtual ::svckit::varlink::Reply<AddOut> Add(AddIn in, ::svckit::varlink::MethodContext<AddOut>& ctx) = 0;
 
-    // requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last
+    // n >= 1 replies with i = 0..n-1, continues on all but the last
+    // [Requires 'more' flag]
     virtual ::svckit::varlink::Reply<CountOut> Count(CountIn in, ::svckit::varlink::MethodContext<CountOut>& ctx) = 0;
 
-    // The interface, its handlers bound to this object (which must outlive the varlink::Server). The options
-    // say which methods accept fds and which require `more`.
-    [[nodiscard]] ::svckit::varlink::Interface interface(::svckit::varlink::InterfaceOptions options = {});
+    // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
+    // with its settings: whether it accepts fds, requires `more`, and who may call it.
+    [[nodiscard]] ::svckit::varlink::Interface interface(const Settings& settings = {});
 
 protected:
     Server() = default;
@@ -146,7 +157,8 @@ public:
     ::svckit::Result<void> Add(const AddIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Add(const AddIn& in, const ::std::function<void(AddOut&&)>& each, ::std::span<const int> fds = {});
 
-    // requires 'more'; n >= 1 replies with i = 0..n-1, continues on all but the last
+    // n >= 1 replies with i = 0..n-1, continues on all but the last
+    // [Requires 'more' flag]
     ::svckit::Result<::std::expected<CountOut, ::svckit::varlink::ErrorReply>> Count(const CountIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Count(const CountIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Count(const CountIn& in, const ::std::function<void(CountOut&&)>& each, ::std::span<const int> fds = {});

@@ -30,10 +30,15 @@ constexpr char descriptionText[] =
     "  )\n"
     ")\n"
     "\n"
+    "# Any method may be called with `more`: this marker generates nothing.\n"
+    "# [Supports 'more' flag]\n"
     "method Nothing () -> ()\n"
     "\n"
-    "# A method named like a generated class.\n"
+    "# A method named like a generated class. Not a marker: [Requires 'more' flag] is one only as a line of its own.\n"
     "method Server(cell: ?Cell) -> (clash: Clash, deep: ?Deep)\n"
+    "\n"
+    "# Named like the generated settings struct.\n"
+    "method Settings() -> ()\n"
     "\n"
     "error Bare ()\n";
 
@@ -330,6 +335,40 @@ void ServerOut::writeMembers(::svckit::varlink::JsonWriter& w) const {
     }
 }
 
+::svckit::varlink::codec::Status SettingsIn::decode(yyjson_val* object, SettingsIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad) {
+    (void)out;
+    ::svckit::varlink::codec::ObjectDecoder<0> fields(mode);
+    yyjson_obj_iter iter = yyjson_obj_iter_with(object);
+    while (yyjson_val* key = yyjson_obj_iter_next(&iter)) {
+        ::std::string_view name(yyjson_get_str(key), yyjson_get_len(key));
+        fields.unknown(name);
+    }
+    static constexpr ::std::array<::svckit::varlink::codec::FieldInfo, 0> info = {
+    };
+    return fields.finish(info, bad);
+}
+
+void SettingsIn::writeMembers(::svckit::varlink::JsonWriter& w) const {
+    (void)w;
+}
+
+::svckit::varlink::codec::Status SettingsOut::decode(yyjson_val* object, SettingsOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad) {
+    (void)out;
+    ::svckit::varlink::codec::ObjectDecoder<0> fields(mode);
+    yyjson_obj_iter iter = yyjson_obj_iter_with(object);
+    while (yyjson_val* key = yyjson_obj_iter_next(&iter)) {
+        ::std::string_view name(yyjson_get_str(key), yyjson_get_len(key));
+        fields.unknown(name);
+    }
+    static constexpr ::std::array<::svckit::varlink::codec::FieldInfo, 0> info = {
+    };
+    return fields.finish(info, bad);
+}
+
+void SettingsOut::writeMembers(::svckit::varlink::JsonWriter& w) const {
+    (void)w;
+}
+
 ::svckit::varlink::codec::Status Bare::decode(yyjson_val* object, Bare& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad) {
     (void)out;
     ::svckit::varlink::codec::ObjectDecoder<0> fields(mode);
@@ -351,21 +390,25 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::decodeError<Bare>(error);
 }
 
-::svckit::varlink::Interface Server::interface(::svckit::varlink::InterfaceOptions options) {
+::svckit::varlink::Interface Server::interface(const Settings& settings) {
     ::svckit::varlink::Interface result{
         .name = ::std::string(interfaceName),
         .description = ::std::string(interfaceDescription),
         .methods = {},
     };
-    result.methods.push_back(::svckit::varlink::Method{
+    result.methods.reserve(3);
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Nothing",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Nothing); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Nothing));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Server",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Server_); },
-    });
-    ::svckit::varlink::detail::applyOptions(result, options);
+    }, settings.Server_));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
+        .name = "Settings",
+        .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Settings_); },
+    }, settings.Settings_));
     return result;
 }
 
@@ -391,6 +434,18 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
 
 ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Client::Server_(const ServerIn& in, const ::std::function<void(ServerOut&&)>& each, ::std::span<const int> fds) {
     return ::svckit::varlink::detail::callMore<ServerOut>(connection_, "org.example-edge.v2.Server", in, each, fds);
+}
+
+::svckit::Result<::std::expected<SettingsOut, ::svckit::varlink::ErrorReply>> Client::Settings_(const SettingsIn& in, ::std::span<const int> fds) {
+    return ::svckit::varlink::detail::call<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, fds);
+}
+
+::svckit::Result<void> Client::Settings_(const SettingsIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds) {
+    return ::svckit::varlink::detail::callOneway(connection_, "org.example-edge.v2.Settings", in, fds);
+}
+
+::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Client::Settings_(const SettingsIn& in, const ::std::function<void(SettingsOut&&)>& each, ::std::span<const int> fds) {
+    return ::svckit::varlink::detail::callMore<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, each, fds);
 }
 
 } // namespace org::example_edge::v2

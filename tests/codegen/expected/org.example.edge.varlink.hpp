@@ -149,6 +149,24 @@ struct ServerOut {
     bool operator==(const ServerOut&) const = default;
 };
 
+// The input of Settings.
+struct SettingsIn {
+    // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
+    static ::svckit::varlink::codec::Status decode(yyjson_val* object, SettingsIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    // Writes the members (absent optionals are left out).
+    void writeMembers(::svckit::varlink::JsonWriter& w) const;
+    bool operator==(const SettingsIn&) const = default;
+};
+
+// The output of Settings.
+struct SettingsOut {
+    // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
+    static ::svckit::varlink::codec::Status decode(yyjson_val* object, SettingsOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    // Writes the members (absent optionals are left out).
+    void writeMembers(::svckit::varlink::JsonWriter& w) const;
+    bool operator==(const SettingsOut&) const = default;
+};
+
 struct Bare {
     static constexpr ::std::string_view errorName = "org.example-edge.v2.Bare";
 
@@ -161,6 +179,16 @@ struct Bare {
     bool operator==(const Bare&) const = default;
 };
 
+// The settings of each method for Server::interface(), one member per method in IDL order (designated
+// initializers follow it), so that a misspelt method does not compile:
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
+// has the line `[Requires 'more' flag]` requires `more` without a setting.
+struct Settings {
+    ::svckit::varlink::MethodSettings Nothing{};
+    ::svckit::varlink::MethodSettings Server_{};
+    ::svckit::varlink::MethodSettings Settings_{};
+};
+
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
 // handler returns its output, an error (an error struct of this interface or any ErrorReply), or
 // ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
@@ -170,14 +198,19 @@ public:
     Server& operator=(const Server&) = delete;
     virtual ~Server() = default;
 
+    // Any method may be called with `more`: this marker generates nothing.
+    // [Supports 'more' flag]
     virtual ::svckit::varlink::Reply<NothingOut> Nothing(NothingIn in, ::svckit::varlink::MethodContext<NothingOut>& ctx) = 0;
 
-    // A method named like a generated class.
+    // A method named like a generated class. Not a marker: [Requires 'more' flag] is one only as a line of its own.
     virtual ::svckit::varlink::Reply<ServerOut> Server_(ServerIn in, ::svckit::varlink::MethodContext<ServerOut>& ctx) = 0;
 
-    // The interface, its handlers bound to this object (which must outlive the varlink::Server). The options
-    // say which methods accept fds and which require `more`.
-    [[nodiscard]] ::svckit::varlink::Interface interface(::svckit::varlink::InterfaceOptions options = {});
+    // Named like the generated settings struct.
+    virtual ::svckit::varlink::Reply<SettingsOut> Settings_(SettingsIn in, ::svckit::varlink::MethodContext<SettingsOut>& ctx) = 0;
+
+    // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
+    // with its settings: whether it accepts fds, requires `more`, and who may call it.
+    [[nodiscard]] ::svckit::varlink::Interface interface(const Settings& settings = {});
 
 protected:
     Server() = default;
@@ -190,14 +223,21 @@ class Client {
 public:
     explicit Client(::svckit::varlink::Client& connection) noexcept : connection_(connection) {}
 
+    // Any method may be called with `more`: this marker generates nothing.
+    // [Supports 'more' flag]
     ::svckit::Result<::std::expected<NothingOut, ::svckit::varlink::ErrorReply>> Nothing(const NothingIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Nothing(const NothingIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Nothing(const NothingIn& in, const ::std::function<void(NothingOut&&)>& each, ::std::span<const int> fds = {});
 
-    // A method named like a generated class.
+    // A method named like a generated class. Not a marker: [Requires 'more' flag] is one only as a line of its own.
     ::svckit::Result<::std::expected<ServerOut, ::svckit::varlink::ErrorReply>> Server_(const ServerIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Server_(const ServerIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Server_(const ServerIn& in, const ::std::function<void(ServerOut&&)>& each, ::std::span<const int> fds = {});
+
+    // Named like the generated settings struct.
+    ::svckit::Result<::std::expected<SettingsOut, ::svckit::varlink::ErrorReply>> Settings_(const SettingsIn& in, ::std::span<const int> fds = {});
+    ::svckit::Result<void> Settings_(const SettingsIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
+    ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Settings_(const SettingsIn& in, const ::std::function<void(SettingsOut&&)>& each, ::std::span<const int> fds = {});
 
     [[nodiscard]] ::svckit::varlink::Client& connection() noexcept { return connection_; }
 

@@ -68,7 +68,8 @@ constexpr char descriptionText[] =
     "# A tree of the given depth, each node with two children.\n"
     "method Tree(depth: int) -> (root: Node)\n"
     "\n"
-    "# Streams `steps` points from `from` on; requires 'more'.\n"
+    "# Streams `steps` points from `from` on.\n"
+    "# [Requires 'more' flag]\n"
     "method Walk(from: Point, steps: int) -> (at: Point, index: int)\n"
     "\n"
     "# Fails with the error named.\n"
@@ -934,33 +935,34 @@ void Moved::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::decodeError<Moved>(error);
 }
 
-::svckit::varlink::Interface Server::interface(::svckit::varlink::InterfaceOptions options) {
+::svckit::varlink::Interface Server::interface(const Settings& settings) {
     ::svckit::varlink::Interface result{
         .name = ::std::string(interfaceName),
         .description = ::std::string(interfaceDescription),
         .methods = {},
     };
-    result.methods.push_back(::svckit::varlink::Method{
+    result.methods.reserve(5);
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Mirror",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Mirror); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Mirror));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Tree",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Tree); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Tree));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Walk",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Walk); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+        .requiresMore = true, // [Requires 'more' flag]
+    }, settings.Walk));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Fail",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Fail); },
-    });
-    result.methods.push_back(::svckit::varlink::Method{
+    }, settings.Fail));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Ping",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Ping); },
-    });
-    ::svckit::varlink::detail::applyOptions(result, options);
+    }, settings.Ping));
     return result;
 }
 

@@ -326,6 +326,18 @@ struct Moved {
     bool operator==(const Moved&) const = default;
 };
 
+// The settings of each method for Server::interface(), one member per method in IDL order (designated
+// initializers follow it), so that a misspelt method does not compile:
+// `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
+// has the line `[Requires 'more' flag]` requires `more` without a setting.
+struct Settings {
+    ::svckit::varlink::MethodSettings Mirror{};
+    ::svckit::varlink::MethodSettings Tree{};
+    ::svckit::varlink::MethodSettings Walk{};
+    ::svckit::varlink::MethodSettings Fail{};
+    ::svckit::varlink::MethodSettings Ping{};
+};
+
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
 // handler returns its output, an error (an error struct of this interface or any ErrorReply), or
 // ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
@@ -341,7 +353,8 @@ public:
     // A tree of the given depth, each node with two children.
     virtual ::svckit::varlink::Reply<TreeOut> Tree(TreeIn in, ::svckit::varlink::MethodContext<TreeOut>& ctx) = 0;
 
-    // Streams `steps` points from `from` on; requires 'more'.
+    // Streams `steps` points from `from` on.
+    // [Requires 'more' flag]
     virtual ::svckit::varlink::Reply<WalkOut> Walk(WalkIn in, ::svckit::varlink::MethodContext<WalkOut>& ctx) = 0;
 
     // Fails with the error named.
@@ -350,9 +363,9 @@ public:
     // Answers nothing.
     virtual ::svckit::varlink::Reply<PingOut> Ping(PingIn in, ::svckit::varlink::MethodContext<PingOut>& ctx) = 0;
 
-    // The interface, its handlers bound to this object (which must outlive the varlink::Server). The options
-    // say which methods accept fds and which require `more`.
-    [[nodiscard]] ::svckit::varlink::Interface interface(::svckit::varlink::InterfaceOptions options = {});
+    // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
+    // with its settings: whether it accepts fds, requires `more`, and who may call it.
+    [[nodiscard]] ::svckit::varlink::Interface interface(const Settings& settings = {});
 
 protected:
     Server() = default;
@@ -375,7 +388,8 @@ public:
     ::svckit::Result<void> Tree(const TreeIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Tree(const TreeIn& in, const ::std::function<void(TreeOut&&)>& each, ::std::span<const int> fds = {});
 
-    // Streams `steps` points from `from` on; requires 'more'.
+    // Streams `steps` points from `from` on.
+    // [Requires 'more' flag]
     ::svckit::Result<::std::expected<WalkOut, ::svckit::varlink::ErrorReply>> Walk(const WalkIn& in, ::std::span<const int> fds = {});
     ::svckit::Result<void> Walk(const WalkIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Walk(const WalkIn& in, const ::std::function<void(WalkOut&&)>& each, ::std::span<const int> fds = {});
