@@ -220,7 +220,8 @@ TEST(VarlinkRobustness, ClosesAStreamThatIsNeverReadAndServesOthers) {
     Client other(server.path());
     EXPECT_TRUE(answers(other, "served"));
     // Closed when the replies were queued, before anything was read (a client that read them all would wait
-    // here in vain).
+    // here in vain): seen from the other connection before the stuck one reads anything.
+    EXPECT_TRUE(waitFor([&] { return serverState(other).connections == 1; }, 10'000ms));
     EXPECT_TRUE(stuck.drainUntilClosed());
     EXPECT_EQ(server.stop().overflowCloses, 1u);
 }

@@ -294,15 +294,19 @@ TEST(VarlinkServer, ClosesAPeerWhoseUnreadRepliesPassTheHardLimit) {
     options.outputSoftLimit = 64 * 1024;
     options.outputHardLimit = 1024 * 1024;
     TestServer server(std::move(options));
+    Client other(server.path());
     Client stuck(server.path());
-    // One reply larger than the hard limit cannot be held back by not reading.
+    // One reply larger than the hard limit cannot be held back by not reading. Nothing is read until the
+    // server has closed the connection (asked on the other one): a client reading while the server sends
+    // would be a reader, not a peer that leaves its replies unread.
     ASSERT_TRUE(stuck.call(R"({"method":"org.example.test.Big","parameters":{"size":4194304}})"));
+    EXPECT_TRUE(waitFor([&] { return serverState(other).connections == 1; }, 10'000ms))
+        << "the server did not close the connection";
     // What arrives ends in end of stream, never a complete reply; a server that neither sends nor closes
     // (nullopt on timeout) fails too.
     std::optional<std::string> message = stuck.receive(10'000ms);
     EXPECT_FALSE(message.has_value()) << "a reply over the hard limit was sent whole";
     EXPECT_TRUE(stuck.endOfStream()) << "the server did not close the connection";
-    Client other(server.path());
     ASSERT_TRUE(other.call(echo("ok")));
     EXPECT_EQ(parse(other.receive()).text(), "ok");
     EXPECT_EQ(server.stop().overflowCloses, 1u);
@@ -392,9 +396,20 @@ TEST(VarlinkServer, ClosesAPeerWithMoreThanSixtyFourMebibytesOfUnreadRepliesByDe
             R"({{"method":"org.example.test.Stream","parameters":{{"n":{},"size":{}}},"more":true}})", n,
             mebibyte);
     };
+    // Nothing is read until the server has answered the call and checked the limit (seen from another
+    // connection): a client reading while the server sends would be a reader, not a peer that does not read.
+    Client watcher(server.path());
+    int64_t stateCalls = 0;
+    auto state = [&] {
+        ++stateCalls;
+        return serverState(watcher);
+    };
+    auto streamCalls = [&] { return state().calls - stateCalls; };
     {
         Client under(server.path());
         ASSERT_TRUE(under.call(stream(62)));
+        ASSERT_TRUE(waitFor([&] { return streamCalls() == 1; }, 10'000ms));
+        EXPECT_EQ(state().connections, 2) << "closed with 62 MiB of unread replies";
         for (int i = 0; i < 62; ++i) {
             auto reply = under.receive(10'000ms);
             ASSERT_TRUE(reply.has_value())
@@ -407,6 +422,10 @@ TEST(VarlinkServer, ClosesAPeerWithMoreThanSixtyFourMebibytesOfUnreadRepliesByDe
     }
     Client over(server.path());
     ASSERT_TRUE(over.call(stream(66)));
+    ASSERT_TRUE(waitFor([&] { return streamCalls() == 2; }, 10'000ms));
+    // Closed (and `under`, which left, seen gone): only the watcher is left.
+    EXPECT_TRUE(waitFor([&] { return state().connections == 1; }, 10'000ms))
+        << "not closed past 64 MiB of unread replies";
     // What arrives (what the kernel took before the close) is no complete reply, then end of stream.
     auto message = over.receive(10'000ms);
     EXPECT_FALSE(message.has_value()) << "a reply arrived whole";
