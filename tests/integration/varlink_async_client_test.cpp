@@ -10,13 +10,14 @@
 #include <svckit/varlink_typed.hpp>
 
 #include "../unit/activation_test_support.hpp"
+#include "server_process.hpp"
 #include "varlink_server_thread.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
@@ -38,46 +39,9 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace bench = org::example::bench;
+using test::ServerProcess;
 using test::TempDir;
 using test::VarlinkServerThread;
-
-// A server binary serving org.example.bench on the socket given as its only argument, in a child process.
-class ServerProcess {
-public:
-    ServerProcess(const std::string& binary, const std::string& path) {
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::execl(binary.c_str(), binary.c_str(), path.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-        auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (std::chrono::steady_clock::now() < deadline) {
-            if (Client::connect(path))
-                return;
-            std::this_thread::sleep_for(10ms);
-        }
-        throw std::runtime_error(std::format("{} did not listen on {}", binary, path));
-    }
-    ~ServerProcess() {
-        if (pid_ <= 0)
-            return;
-        ::kill(pid_, SIGCONT);
-        ::kill(pid_, SIGTERM);
-        ::waitpid(pid_, nullptr, 0);
-    }
-    ServerProcess(const ServerProcess&) = delete;
-    ServerProcess& operator=(const ServerProcess&) = delete;
-
-    void pause() { ::kill(pid_, SIGSTOP); }
-    void killNow() {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-};
 
 // Runs the loop until `done` holds (false when `timeout` passes first).
 template <typename Condition>
@@ -595,6 +559,85 @@ TEST(AsyncClientInAService, ServesASecondClientWhileAHandlerWaitsForAnotherServi
     auto late = first->receive(5000ms);
     ASSERT_TRUE(late) << late.error().message();
     EXPECT_EQ(replyText(late), "first from back via front");
+}
+
+// The bench interface served by generated bindings whose Add relays to another bench server (a process the test
+// can pause) through the generated AsyncClient on the same loop, as docs/varlink-codegen.md shows; Echo and
+// Count answer at once.
+class RelayingBench : public bench::Server {
+public:
+    explicit RelayingBench(bench::AsyncClient& backend) : backend_(backend) {}
+
+    Reply<bench::EchoOut> Echo(bench::EchoIn in, MethodContext<bench::EchoOut>&) override {
+        return bench::EchoOut{.text = std::move(in.text)};
+    }
+    Reply<bench::AddOut> Add(bench::AddIn in, MethodContext<bench::AddOut>& ctx) override {
+        auto later = std::make_shared<DeferredReply<bench::AddOut>>(ctx.defer());
+        auto call = backend_.Add(
+            {.a = in.a, .b = in.b},
+            [later](AsyncReply<bench::AddOut> sum) {
+                if (!sum)
+                    (void)later->error(ErrorReply::system(sum.error().code()));
+                else if (!*sum)
+                    (void)later->error(sum->error());
+                else
+                    (void)later->reply({.sum = (*sum)->sum});
+            },
+            {.timeout = std::chrono::seconds(10)});
+        if (!call)
+            return ErrorReply::system(call.error().code());
+        call->detach();
+        return deferred;
+    }
+    Reply<bench::CountOut> Count(bench::CountIn in, MethodContext<bench::CountOut>&) override {
+        return bench::CountOut{.i = in.n};
+    }
+
+private:
+    bench::AsyncClient& backend_;
+};
+
+TEST_P(AsyncClientTest, TypedHandlerRelaysToAPausedServiceWhileServingOthers) {
+    std::string frontPath = dir_.path() + "/front.sock";
+    std::optional<AsyncClient> connection;
+    std::optional<bench::AsyncClient> backend;
+    std::optional<RelayingBench> relay;
+    VarlinkServerThread front([&](EventLoop& loop, Server& server) -> std::string {
+        auto connected = AsyncClient::connect(loop, path_);
+        if (!connected)
+            return connected.error().message();
+        connection.emplace(std::move(*connected));
+        backend.emplace(*connection);
+        relay.emplace(*backend);
+        if (auto added = server.addInterface(relay->interface()); !added)
+            return added.error().message();
+        return VarlinkServerThread::listenOn(server, frontPath);
+    });
+
+    server_->pause(); // the back service answers nothing for now
+    auto first = Client::connect(frontPath);
+    ASSERT_TRUE(first);
+    ASSERT_TRUE(first->send("org.example.bench.Add", R"({"a": 40, "b": 2})"));
+    auto second = Client::connect(frontPath);
+    ASSERT_TRUE(second);
+    auto echoed = second->call("org.example.bench.Echo", R"({"text": "meanwhile"})");
+    ASSERT_TRUE(echoed) << echoed.error().message();
+    EXPECT_EQ(textOf(echoed), "meanwhile");
+    auto early = first->receive(100ms);
+    ASSERT_FALSE(early) << "answered although the back service is stopped";
+    EXPECT_EQ(early.error().code(), ETIMEDOUT);
+
+    server_->resume();
+    auto sum = first->receive(5000ms);
+    ASSERT_TRUE(sum) << sum.error().message();
+    EXPECT_EQ(sum->parameters()["sum"].int64(), 42);
+    auto overflow = first->call("org.example.bench.Add", R"({"a": 9223372036854775807, "b": 1})");
+    ASSERT_TRUE(overflow);
+    EXPECT_EQ(overflow->error(), "org.example.bench.Overflow") << "the back service's error is passed on";
+    front.stop(); // the loop's objects go on its thread's watch: stop it before they are destroyed
+    relay.reset();
+    backend.reset();
+    connection.reset();
 }
 
 } // namespace
