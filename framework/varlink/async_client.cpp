@@ -134,10 +134,16 @@ private:
         return index < pending_.size() ? &pending_[index] : nullptr;
     }
 
-    std::chrono::microseconds deadlineAfter(std::chrono::microseconds timeout) const noexcept {
+    // Deadlines are read from the clock itself, not from the loop's time of its last wake-up: a call may be
+    // made long after it (from outside the loop, say).
+    static std::chrono::microseconds now() noexcept {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now().time_since_epoch());
+    }
+    static std::chrono::microseconds deadlineAfter(std::chrono::microseconds timeout) noexcept {
         if (timeout == noTimeout)
             return noTimeout;
-        return loop_.now() + timeout;
+        return now() + timeout;
     }
     // The timer fires at the earliest deadline it was given; when it fires it looks at every call (one that
     // set it may have been answered since) and re-arms for the earliest left.
@@ -146,25 +152,27 @@ private:
             return;
         timerAt_ = deadline;
         timerArmed_ = true;
-        auto now = loop_.now();
-        (void)timer_.rearmTimer(deadline > now ? deadline - now : std::chrono::microseconds(1));
+        // Relative to the loop's cached time, which is not later than now(): if anything it fires early, and
+        // onTimer() arms it again.
+        auto left = deadline - now();
+        (void)timer_.rearmTimer(std::max(left, std::chrono::microseconds(1)));
     }
 
     void onTimer() {
         auto keep = shared_from_this();
         timerArmed_ = false;
-        auto now = loop_.now();
+        auto time = now();
         std::chrono::microseconds earliest = noTimeout;
         bool expired = false;
         for (const Pending& p : pending_) {
-            if (p.deadline <= now)
+            if (p.deadline <= time)
                 expired = true;
             earliest = std::min(earliest, p.deadline);
         }
         if (expired) {
             // A reply that comes after its call gave up could be taken for the next call's: the connection
             // cannot be used any more (sd-varlink closes it too).
-            failAll(ECONNABORTED, "The varlink connection was closed after a call on it timed out", now,
+            failAll(ECONNABORTED, "The varlink connection was closed after a call on it timed out", time,
                     "Timed out waiting for the reply of the varlink server");
             return;
         }
@@ -184,15 +192,18 @@ private:
             }
             connecting_ = false;
         }
-        if (revents & EPOLLOUT)
-            onFlush();
-        if (fd_ && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        // Replies first: a server that answered and closed has its answers delivered before a send finds
+        // the connection gone.
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
             readAndDispatch();
+        if (fd_ && (revents & EPOLLOUT))
+            onFlush();
     }
 
     void onFlush() {
         if (!fd_ || connecting_)
             return;
+        auto keep = shared_from_this(); // a callback run from here (a failure) may destroy the client
         while (sent_ < out_.size()) {
             size_t end = out_.size();
             // A message with fds starts a sendmsg of its own, which carries them.
@@ -227,7 +238,9 @@ private:
                     return;
                 }
                 int code = errno == EPIPE ? ECONNRESET : errno;
-                failAll(code, "Failed to send a call to the varlink server");
+                readAndDispatch(); // replies that came before the server left are still delivered
+                if (fd_)
+                    failAll(code, "Failed to send a call to the varlink server");
                 return;
             }
             if (withFds)

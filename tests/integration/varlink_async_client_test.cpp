@@ -387,6 +387,79 @@ TEST_F(RawPeerTest, AReplyToNoCallIsAProtocolError) {
     ASSERT_TRUE(runUntil(*loop_, [&] { return !client->connected(); }));
 }
 
+TEST_F(RawPeerTest, SendsFdsWithTheirCall) {
+    auto client = AsyncClient::adopt(*loop_, std::move(clientEnd_));
+    ASSERT_TRUE(client);
+    int pipe[2];
+    ASSERT_EQ(::pipe2(pipe, O_CLOEXEC), 0);
+    UniqueFd readEnd(pipe[0]), writeEnd(pipe[1]);
+    ASSERT_TRUE(client->oneway("org.example.First", ""));
+    int fds[] = {writeEnd.get()};
+    ASSERT_TRUE(client->oneway("org.example.Take", "", CallOptions{.fds = fds}));
+    writeEnd.reset(); // the client holds its own copy until it is sent
+    runFor(*loop_, 20ms);
+
+    std::string received;
+    std::vector<UniqueFd> passed;
+    while (received.find(R"("org.example.Take")") == std::string::npos || received.back() != '\0') {
+        char buffer[4096];
+        iovec iov{.iov_base = buffer, .iov_len = sizeof(buffer)};
+        alignas(cmsghdr) std::byte control[CMSG_SPACE(sizeof(int) * 4)];
+        msghdr header{};
+        header.msg_iov = &iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control;
+        header.msg_controllen = sizeof(control);
+        ssize_t n = ::recvmsg(peer_.get(), &header, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        ASSERT_GT(n, 0) << "the calls were not sent";
+        std::string_view chunk(buffer, static_cast<size_t>(n));
+        for (cmsghdr* c = CMSG_FIRSTHDR(&header); c; c = CMSG_NXTHDR(&header, c))
+            if (c->cmsg_type == SCM_RIGHTS) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+                passed.emplace_back(fd);
+                // The kernel hands fds out with the read that holds the first byte of what carried them.
+                EXPECT_NE(chunk.find(R"({"method":"org.example.Take")"), std::string_view::npos)
+                    << "the fds come with the first byte of their call";
+            }
+        received.append(chunk);
+    }
+    ASSERT_EQ(passed.size(), 1u);
+    ASSERT_EQ(::write(passed[0].get(), "ok", 2), 2);
+    char got[2];
+    ASSERT_EQ(::read(readEnd.get(), got, 2), 2) << "the passed fd is the pipe's write end";
+}
+
+TEST_F(RawPeerTest, ACallbackMayDestroyTheClientAndExceptionsStayInside) {
+    std::optional<AsyncClient> client;
+    {
+        auto adopted = AsyncClient::adopt(*loop_, std::move(clientEnd_));
+        ASSERT_TRUE(adopted);
+        client.emplace(std::move(*adopted));
+    }
+    int calls = 0;
+    auto throwing = client->call("org.example.A", "", [&](Result<ReplyMessage>) {
+        ++calls;
+        throw std::runtime_error("thrown from a reply callback");
+    });
+    auto destroying = client->call("org.example.B", "", [&](Result<ReplyMessage>) {
+        ++calls;
+        client.reset();
+    });
+    auto never = client->call("org.example.C", "", [&](Result<ReplyMessage>) { ++calls; });
+    ASSERT_TRUE(throwing && destroying && never);
+    // All three replies in one read: the first callback throws, the second destroys the client.
+    std::string replies;
+    for (int i = 0; i < 3; ++i)
+        replies += std::string(R"({"parameters":{}})") + '\0';
+    ASSERT_EQ(::send(peer_.get(), replies.data(), replies.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(replies.size()));
+    ASSERT_TRUE(runUntil(*loop_, [&] { return !client.has_value(); }));
+    runFor(*loop_, 20ms);
+    EXPECT_EQ(calls, 2) << "the exception was caught and the next reply delivered; none after the client went";
+    EXPECT_FALSE(never->pending());
+}
+
 TEST(AsyncClient, ConnectingToNothingFails) {
     TempDir dir;
     auto loop = EventLoop::create();
