@@ -257,7 +257,8 @@ private:
             makeRoom(in_, inBegin_, inScanned_, inEnd_, readChunk);
             auto received = receiveMessage(
                 fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, in_.size() - inEnd_)),
-                ReceiveOptions{.acceptFds = options_.acceptFds, .maxFds = maxFdsPerMessage, .nonblocking = true});
+                ReceiveOptions{
+                    .acceptFds = options_.acceptFds, .maxFds = maxFdsPerMessage, .nonblocking = true});
             if (!received) {
                 int code = received.error().code();
                 if (code == EAGAIN)
@@ -270,9 +271,9 @@ private:
             }
             if (received->eof) {
                 dispatchComplete();
-                failAll(ECONNRESET,
-                        inBegin_ != inEnd_ ? "The varlink server closed the connection in the middle of a reply"
-                                           : "The varlink server closed the connection");
+                failAll(ECONNRESET, inBegin_ != inEnd_
+                                        ? "The varlink server closed the connection in the middle of a reply"
+                                        : "The varlink server closed the connection");
                 return;
             }
             inEnd_ += received->size;
@@ -441,7 +442,8 @@ Result<AsyncClient> start(EventLoop& loop, UniqueFd fd, AsyncClientOptions optio
 
 } // namespace
 
-Result<AsyncClient> AsyncClient::connect(EventLoop& loop, std::string_view address, AsyncClientOptions options) {
+Result<AsyncClient> AsyncClient::connect(EventLoop& loop, std::string_view address,
+                                         AsyncClientOptions options) {
     auto sa = detail::parseAddress(address);
     if (!sa)
         return std::unexpected(sa.error());
@@ -458,15 +460,15 @@ Result<AsyncClient> AsyncClient::connect(EventLoop& loop, std::string_view addre
             return failErrno("Failed to connect to '{}'", address);
         connecting = true;
     }
-    return start(loop, std::move(fd), options, connecting,
-                 [](auto c) { return AsyncClient(std::move(c)); });
+    return start(loop, std::move(fd), options, connecting, [](auto c) { return AsyncClient(std::move(c)); });
 }
 
 Result<AsyncClient> AsyncClient::adopt(EventLoop& loop, UniqueFd connected, AsyncClientOptions options) {
     int flags = ::fcntl(connected.get(), F_GETFL);
     if (flags < 0 || ::fcntl(connected.get(), F_SETFL, flags | O_NONBLOCK) < 0)
         return failErrno("Failed to make the varlink connection non-blocking");
-    return start(loop, std::move(connected), options, false, [](auto c) { return AsyncClient(std::move(c)); });
+    return start(loop, std::move(connected), options, false,
+                 [](auto c) { return AsyncClient(std::move(c)); });
 }
 
 AsyncClient::AsyncClient(std::shared_ptr<detail::AsyncConnection> connection) noexcept
@@ -505,7 +507,8 @@ Result<PendingCall> AsyncClient::call(std::string_view method, std::string_view 
 
 Result<PendingCall> AsyncClient::callMore(std::string_view method, std::string_view parametersJson,
                                           ReplyCallback each, const CallOptions& options) {
-    return enqueue(method, nullptr, nullptr, parametersJson, CallFlags{.more = true}, std::move(each), options);
+    return enqueue(method, nullptr, nullptr, parametersJson, CallFlags{.more = true}, std::move(each),
+                   options);
 }
 
 Result<void> AsyncClient::oneway(std::string_view method, std::string_view parametersJson,

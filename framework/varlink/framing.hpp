@@ -1,7 +1,7 @@
 // framework/varlink/framing.hpp — what the varlink server's connections and the two clients (blocking and
-// asynchronous) share: the input buffer arithmetic (unprocessed bytes live in [begin, end) of a reused buffer,
-// and no NUL lies before `scanned`), the encoding of a call, the checks of a received reply, and the parsing of
-// a varlink address into an AF_UNIX socket address.
+// asynchronous) share: the input buffer arithmetic (unprocessed bytes live in [begin, end) of a reused
+// buffer, and no NUL lies before `scanned`), the encoding of a call, the checks of a received reply, and the
+// parsing of a varlink address into an AF_UNIX socket address.
 #pragma once
 
 #include "base/private.hpp"
@@ -40,8 +40,8 @@ inline void makeRoom(std::vector<char>& buffer, size_t& begin, size_t& scanned, 
 inline constexpr size_t maxMessageSize = 16 * 1024 * 1024; // as the server (and sd-varlink)
 inline constexpr size_t maxFdsPerMessage = 253;            // SCM_MAX_FD
 
-// An AF_UNIX address from "/path", "@abstract" or "unix:/path", "unix:@abstract" (any ";key=value" suffix of a
-// varlink address is ignored).
+// An AF_UNIX address from "/path", "@abstract" or "unix:/path", "unix:@abstract" (any ";key=value" suffix of
+// a varlink address is ignored).
 struct UnixAddress {
     sockaddr_un sockaddr{};
     socklen_t length = 0;
@@ -57,8 +57,8 @@ struct UnixAddress {
 // Appends the flags, the closing brace and the NUL.
 void endCall(std::string& out, const CallFlags& flags);
 
-// A received message (without its NUL) checked as a reply: a JSON object whose parameters, error and continues
-// have the right types. EBADMSG otherwise.
+// A received message (without its NUL) checked as a reply: a JSON object whose parameters, error and
+// continues have the right types. EBADMSG otherwise.
 [[nodiscard]] Result<ReplyMessage> parseReply(std::string_view text, std::vector<UniqueFd> fds);
 
 } // namespace svckit::varlink::detail

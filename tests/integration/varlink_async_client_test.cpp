@@ -1,7 +1,8 @@
-// The asynchronous varlink client on an EventLoop, over real sockets: against svckit's server (the bench example)
-// and sd-varlink's (bench/varlink/reference_server.c), both serving org.example.bench in a process of their own
-// (so that a test can stop or kill them); against a raw peer for what no server does (send fds, garbage); and a
-// service whose handler calls another service through the client on its own loop while it serves a second client.
+// The asynchronous varlink client on an EventLoop, over real sockets: against svckit's server (the bench
+// example) and sd-varlink's (bench/varlink/reference_server.c), both serving org.example.bench in a process
+// of their own (so that a test can stop or kill them); against a raw peer for what no server does (send fds,
+// garbage); and a service whose handler calls another service through the client on its own loop while it
+// serves a second client.
 #include <svckit/varlink_async_client.hpp>
 
 #include "org.example.bench.varlink.hpp"
@@ -58,7 +59,8 @@ bool runUntil(EventLoop& loop, Condition&& done, std::chrono::milliseconds timeo
 
 // Runs the loop for `time`, whatever happens.
 void runFor(EventLoop& loop, std::chrono::milliseconds time) {
-    (void)runUntil(loop, [] { return false; }, time);
+    (void)runUntil(
+        loop, [] { return false; }, time);
 }
 
 struct ServerKind {
@@ -178,9 +180,9 @@ TEST_P(AsyncClientTest, PipelinedCallsAreAnsweredInCallOrder) {
             auto call = client.callMore(
                 "org.example.bench.Count", [&](JsonWriter& w) { w.field("n", 2); },
                 [&, i](Result<ReplyMessage> r) {
-                    got.push_back(r && !r->error()
-                                      ? std::format("{}:count {}", i, r->parameters()["i"].int64().value_or(-1))
-                                      : std::format("{}:failed", i));
+                    got.push_back(r && !r->error() ? std::format("{}:count {}", i,
+                                                                 r->parameters()["i"].int64().value_or(-1))
+                                                   : std::format("{}:failed", i));
                 });
             ASSERT_TRUE(call);
             calls.push_back(std::move(*call));
@@ -194,9 +196,9 @@ TEST_P(AsyncClientTest, PipelinedCallsAreAnsweredInCallOrder) {
                     w.field("b", 1000);
                 },
                 [&, i](Result<ReplyMessage> r) {
-                    got.push_back(r && !r->error()
-                                      ? std::format("{}:sum {}", i, r->parameters()["sum"].int64().value_or(-1))
-                                      : std::format("{}:failed", i));
+                    got.push_back(r && !r->error() ? std::format("{}:sum {}", i,
+                                                                 r->parameters()["sum"].int64().value_or(-1))
+                                                   : std::format("{}:failed", i));
                 });
             ASSERT_TRUE(call);
             calls.push_back(std::move(*call));
@@ -222,7 +224,8 @@ TEST_P(AsyncClientTest, DestroyingTheHandleCancelsTheCall) {
         [&](Result<ReplyMessage> r) { texts.push_back(textOf(r)); });
     ASSERT_TRUE(kept);
     ASSERT_TRUE(runUntil(*loop_, [&] { return client.pendingCalls() == 0; }));
-    EXPECT_EQ(texts, std::vector<std::string>{"kept"}) << "the reply to the cancelled call was read and dropped";
+    EXPECT_EQ(texts, std::vector<std::string>{"kept"})
+        << "the reply to the cancelled call was read and dropped";
 }
 
 TEST_P(AsyncClientTest, TimeoutFailsTheCallAndClosesTheConnection) {
@@ -256,9 +259,8 @@ TEST_P(AsyncClientTest, ServerVanishingMidCallFailsEveryPendingCall) {
     std::vector<int> codes;
     std::vector<PendingCall> calls;
     for (int i = 0; i < 3; ++i) {
-        auto call = client.call("org.example.bench.Echo", R"({"text": "lost"})", [&](Result<ReplyMessage> r) {
-            codes.push_back(r ? 0 : r.error().code());
-        });
+        auto call = client.call("org.example.bench.Echo", R"({"text": "lost"})",
+                                [&](Result<ReplyMessage> r) { codes.push_back(r ? 0 : r.error().code()); });
         ASSERT_TRUE(call);
         calls.push_back(std::move(*call));
     }
@@ -350,10 +352,12 @@ TEST_F(RawPeerTest, FdsFromTheServerAreClosedUnlessAskedFor) {
     for (bool accept : {false, true}) {
         SCOPED_TRACE(accept ? "acceptFds" : "default");
         SetUp();
-        auto client = AsyncClient::adopt(*loop_, std::move(clientEnd_), AsyncClientOptions{.acceptFds = accept});
+        auto client =
+            AsyncClient::adopt(*loop_, std::move(clientEnd_), AsyncClientOptions{.acceptFds = accept});
         ASSERT_TRUE(client);
         std::optional<Result<ReplyMessage>> reply;
-        auto call = client->call("org.example.Get", "", [&](Result<ReplyMessage> r) { reply = std::move(r); });
+        auto call =
+            client->call("org.example.Get", "", [&](Result<ReplyMessage> r) { reply = std::move(r); });
         ASSERT_TRUE(call);
         int pipe[2];
         ASSERT_EQ(::pipe2(pipe, O_CLOEXEC | O_NONBLOCK), 0);
@@ -456,7 +460,8 @@ TEST_F(RawPeerTest, ACallbackMayDestroyTheClientAndExceptionsStayInside) {
               static_cast<ssize_t>(replies.size()));
     ASSERT_TRUE(runUntil(*loop_, [&] { return !client.has_value(); }));
     runFor(*loop_, 20ms);
-    EXPECT_EQ(calls, 2) << "the exception was caught and the next reply delivered; none after the client went";
+    EXPECT_EQ(calls, 2)
+        << "the exception was caught and the next reply delivered; none after the client went";
     EXPECT_FALSE(never->pending());
 }
 
@@ -515,11 +520,12 @@ private:
 };
 
 // The front service, as a Service would be: a varlink::Server and an AsyncClient to the back service on one
-// EventLoop, in a thread. Relay defers its call, calls the back service and answers when the reply comes; Echo
-// answers at once.
+// EventLoop, in a thread. Relay defers its call, calls the back service and answers when the reply comes;
+// Echo answers at once.
 class FrontService {
 public:
-    FrontService(std::string path, std::string backPath) : path_(std::move(path)), backPath_(std::move(backPath)) {
+    FrontService(std::string path, std::string backPath)
+        : path_(std::move(path)), backPath_(std::move(backPath)) {
         stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
         std::promise<std::string> ready;
         auto started = ready.get_future();
@@ -634,9 +640,9 @@ TEST(AsyncClientInAService, ServesASecondClientWhileAHandlerWaitsForAnotherServi
     EXPECT_EQ(replyText(late), "first from back via front");
 }
 
-// The bench interface served by generated bindings whose Add relays to another bench server (a process the test
-// can pause) through the generated AsyncClient on the same loop, as docs/varlink-codegen.md shows; Echo and
-// Count answer at once.
+// The bench interface served by generated bindings whose Add relays to another bench server (a process the
+// test can pause) through the generated AsyncClient on the same loop, as docs/varlink-codegen.md shows; Echo
+// and Count answer at once.
 class RelayingBench : public bench::Server {
 public:
     explicit RelayingBench(bench::AsyncClient& backend) : backend_(backend) {}
@@ -646,17 +652,16 @@ public:
     }
     Reply<bench::AddOut> Add(bench::AddIn in, MethodContext<bench::AddOut>& ctx) override {
         auto later = std::make_shared<DeferredReply<bench::AddOut>>(ctx.defer());
-        auto call = backend_.Add(
-            {.a = in.a, .b = in.b},
-            [later](AsyncReply<bench::AddOut> sum) {
-                if (!sum)
-                    (void)later->error(ErrorReply::system(sum.error().code()));
-                else if (!*sum)
-                    (void)later->error(sum->error());
-                else
-                    (void)later->reply({.sum = (*sum)->sum});
-            },
-            {.timeout = std::chrono::seconds(10)});
+        auto call = backend_.Add({.a = in.a, .b = in.b},
+                                 [later](AsyncReply<bench::AddOut> sum) {
+                                     if (!sum)
+                                         (void)later->error(ErrorReply::system(sum.error().code()));
+                                     else if (!*sum)
+                                         (void)later->error(sum->error());
+                                     else
+                                         (void)later->reply({.sum = (*sum)->sum});
+                                 },
+                                 {.timeout = std::chrono::seconds(10)});
         if (!call)
             return ErrorReply::system(call.error().code());
         call->detach();

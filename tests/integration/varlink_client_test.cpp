@@ -1,6 +1,6 @@
 // The blocking varlink client against svckit's own varlink::Server in a thread, over bound sockets and a
-// socketpair — against a raw peer for what the server cannot do (send fds, send garbage) — and against the two
-// servers of org.example.bench, svckit's (the bench example) and sd-varlink's (the reference server).
+// socketpair — against a raw peer for what the server cannot do (send fds, send garbage) — and against the
+// two servers of org.example.bench, svckit's (the bench example) and sd-varlink's (the reference server).
 #include <svckit/varlink_client.hpp>
 
 #include "../unit/activation_test_support.hpp"

@@ -8,7 +8,8 @@
 // server gone: ECONNRESET, a malformed reply: EBADMSG), a reply with error() is the method's error — as the
 // blocking Client (svckit/varlink_client.hpp, kept for tools and tests) reports them.
 //
-// - Timeouts, per call (45 s by default, sd-varlink's): the call whose reply is late gets ETIMEDOUT, and, since
+// - Timeouts, per call (45 s by default, sd-varlink's): the call whose reply is late gets ETIMEDOUT, and,
+// since
 //   replies are ordered and a late one can no longer be matched, the connection is closed as sd-varlink does:
 //   the other pending calls get ECONNABORTED. For a `more` call the timeout is for each next reply.
 // - A disconnect fails every pending call with ECONNRESET; later calls fail at once with ENOTCONN.
@@ -101,8 +102,8 @@ private:
 
 class AsyncClient {
 public:
-    // Starts connecting (non-blocking) to "/path", "@abstract" or "unix:/path", "unix:@abstract". Calls may be
-    // made at once; they go out when the connection is up. ECONNREFUSED, ENOENT: nothing listens there;
+    // Starts connecting (non-blocking) to "/path", "@abstract" or "unix:/path", "unix:@abstract". Calls may
+    // be made at once; they go out when the connection is up. ECONNREFUSED, ENOENT: nothing listens there;
     // EAGAIN: the server's listening queue is full.
     [[nodiscard]] static Result<AsyncClient> connect(EventLoop& loop, std::string_view address,
                                                      AsyncClientOptions options = {});
@@ -145,8 +146,8 @@ public:
     template <typename F>
     requires std::invocable<F&, JsonWriter&>
     [[nodiscard]] Result<void> oneway(std::string_view method, F&& write, const CallOptions& options = {}) {
-        auto queued = enqueue(method, &detail::invokeWriter<F>, &write, {}, CallFlags{.oneway = true}, {},
-                              options);
+        auto queued =
+            enqueue(method, &detail::invokeWriter<F>, &write, {}, CallFlags{.oneway = true}, {}, options);
         return queued ? Result<void>() : std::unexpected(queued.error());
     }
     [[nodiscard]] Result<void> oneway(std::string_view method, std::string_view parametersJson,

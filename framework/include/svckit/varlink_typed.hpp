@@ -596,7 +596,8 @@ Result<PendingCall> asyncCall(AsyncClient& client, std::string_view method, cons
 template <typename In>
 Result<void> asyncOneway(AsyncClient& client, std::string_view method, const In& in,
                          const CallOptions& options) {
-    return client.oneway(method, [&](JsonWriter& w) { in.writeMembers(w); }, options);
+    return client.oneway(
+        method, [&](JsonWriter& w) { in.writeMembers(w); }, options);
 }
 
 template <typename Out, typename In>
