@@ -14,8 +14,8 @@ namespace svckit::varlink {
 namespace {
 
 constexpr size_t readChunk = 64 * 1024;
-constexpr size_t maxMessageSize = 16 * 1024 * 1024; // as the server (and sd-varlink)
-constexpr size_t maxFdsPerMessage = 253;            // SCM_MAX_FD
+using detail::maxFdsPerMessage;
+using detail::maxMessageSize;
 
 // Waits for `events` on fd until the deadline (none: forever). ETIMEDOUT when it passes.
 Result<void> waitFor(int fd, short events, std::optional<std::chrono::steady_clock::time_point> deadline) {
@@ -43,31 +43,15 @@ Result<void> waitFor(int fd, short events, std::optional<std::chrono::steady_clo
 } // namespace
 
 Result<Client> Client::connect(std::string_view address) {
-    std::string_view path = address;
-    if (path.starts_with("unix:"))
-        path.remove_prefix(5);
-    if (auto semicolon = path.find(';'); semicolon != std::string_view::npos)
-        path = path.substr(0, semicolon);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    if (path.empty() || (path[0] != '/' && path[0] != '@'))
-        return fail(EINVAL, "Unsupported varlink address '{}' (want /path, @abstract or unix:/path)",
-                    address);
-    if (path.size() >= sizeof(sa.sun_path))
-        return fail(ENAMETOOLONG, "Varlink address '{}' is too long for AF_UNIX", address);
-    std::memcpy(sa.sun_path, path.data(), path.size());
-    socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
-    if (path[0] == '@')
-        sa.sun_path[0] = '\0'; // abstract: the name is the bytes after the NUL, no terminator
-    else
-        length += 1;
-
+    auto sa = detail::parseAddress(address);
+    if (!sa)
+        return std::unexpected(sa.error());
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd)
         return failErrno("Failed to create a socket for '{}'", address);
     int r;
     do
-        r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), length);
+        r = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa->sockaddr), sa->length);
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return failErrno("Failed to connect to '{}'", address);
@@ -80,15 +64,12 @@ Client Client::adopt(UniqueFd connected) {
 
 Result<void> Client::send(std::string_view method, std::string_view parametersJson, CallFlags flags,
                           std::span<const int> fds) {
-    size_t start = parametersJson.find_first_not_of(" \t\r\n");
-    if (start != std::string_view::npos && parametersJson[start] != '{' &&
-        !parametersJson.substr(start).starts_with("null"))
-        return fail(EINVAL, "The parameters of a call to {} are not a JSON object (nor null)", method);
-    if (std::memchr(parametersJson.data(), 0, parametersJson.size()))
-        return fail(EINVAL, "The parameters of a call to {} contain a NUL byte", method);
+    bool present = false;
+    if (auto ok = detail::checkParametersJson(method, parametersJson, &present); !ok)
+        return ok;
     if (auto ok = startCall(method, flags); !ok)
         return ok;
-    if (start != std::string_view::npos) {
+    if (present) {
         out_.append(",\"parameters\":");
         out_.append(parametersJson);
     }
@@ -107,25 +88,14 @@ Result<void> Client::sendWriting(std::string_view method, detail::WriteFn write,
 }
 
 Result<void> Client::startCall(std::string_view method, const CallFlags& flags) {
-    if (int(flags.oneway) + int(flags.more) + int(flags.upgrade) > 1)
-        return fail(EINVAL, "A call to {} may have at most one of oneway, more and upgrade", method);
     if (!fd_)
         return fail(ENOTCONN, "The varlink client has no connection");
     out_.clear();
-    out_.append("{\"method\":");
-    JsonWriter(out_).value(method);
-    return {};
+    return detail::beginCall(out_, method, flags);
 }
 
 Result<void> Client::finishCall(const CallFlags& flags, std::span<const int> fds) {
-    if (flags.oneway)
-        out_.append(",\"oneway\":true");
-    if (flags.more)
-        out_.append(",\"more\":true");
-    if (flags.upgrade)
-        out_.append(",\"upgrade\":true");
-    out_.push_back('}');
-    out_.push_back('\0');
+    detail::endCall(out_, flags);
     return sendOut(fds);
 }
 
@@ -186,18 +156,7 @@ std::optional<Result<ReplyMessage>> Client::takeMessage() {
     inBegin_ = inScanned_ = static_cast<size_t>(nul - in_.data()) + 1;
     std::vector<UniqueFd> fds = std::move(fds_);
     fds_.clear();
-    auto document = JsonDocument::parse(text);
-    if (!document)
-        return fail(EBADMSG, "Malformed varlink reply: {}", document.error().message());
-    JsonView root = document->root();
-    JsonView parameters = root["parameters"];
-    JsonView error = root["error"];
-    JsonView continues = root["continues"];
-    if (!root.isObject() || (parameters.exists() && !parameters.isObject() && !parameters.isNull()) ||
-        (error.exists() && !error.isString() && !error.isNull()) ||
-        (continues.exists() && !continues.isBool() && !continues.isNull()))
-        return fail(EBADMSG, "Malformed varlink reply: not an object with parameters, error and continues");
-    return ReplyMessage{.document = std::move(*document), .fds = std::move(fds)};
+    return detail::parseReply(text, std::move(fds));
 }
 
 Result<ReplyMessage> Client::receive(std::optional<std::chrono::milliseconds> timeout) {
@@ -243,4 +202,74 @@ Result<ReplyMessage> Client::call(std::string_view method, std::string_view para
     return receive();
 }
 
+namespace detail {
+
+Result<UnixAddress> parseAddress(std::string_view address) {
+    std::string_view path = address;
+    if (path.starts_with("unix:"))
+        path.remove_prefix(5);
+    if (auto semicolon = path.find(';'); semicolon != std::string_view::npos)
+        path = path.substr(0, semicolon);
+    UnixAddress result;
+    sockaddr_un& sa = result.sockaddr;
+    sa.sun_family = AF_UNIX;
+    if (path.empty() || (path[0] != '/' && path[0] != '@'))
+        return fail(EINVAL, "Unsupported varlink address '{}' (want /path, @abstract or unix:/path)",
+                    address);
+    if (path.size() >= sizeof(sa.sun_path))
+        return fail(ENAMETOOLONG, "Varlink address '{}' is too long for AF_UNIX", address);
+    std::memcpy(sa.sun_path, path.data(), path.size());
+    result.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0'; // abstract: the name is the bytes after the NUL, no terminator
+    else
+        result.length += 1;
+    return result;
+}
+
+Result<void> checkParametersJson(std::string_view method, std::string_view json, bool* present) {
+    size_t start = json.find_first_not_of(" \t\r\n");
+    if (start != std::string_view::npos && json[start] != '{' && !json.substr(start).starts_with("null"))
+        return fail(EINVAL, "The parameters of a call to {} are not a JSON object (nor null)", method);
+    if (std::memchr(json.data(), 0, json.size()))
+        return fail(EINVAL, "The parameters of a call to {} contain a NUL byte", method);
+    *present = start != std::string_view::npos;
+    return {};
+}
+
+Result<void> beginCall(std::string& out, std::string_view method, const CallFlags& flags) {
+    if (int(flags.oneway) + int(flags.more) + int(flags.upgrade) > 1)
+        return fail(EINVAL, "A call to {} may have at most one of oneway, more and upgrade", method);
+    out.append("{\"method\":");
+    JsonWriter(out).value(method);
+    return {};
+}
+
+void endCall(std::string& out, const CallFlags& flags) {
+    if (flags.oneway)
+        out.append(",\"oneway\":true");
+    if (flags.more)
+        out.append(",\"more\":true");
+    if (flags.upgrade)
+        out.append(",\"upgrade\":true");
+    out.push_back('}');
+    out.push_back('\0');
+}
+
+Result<ReplyMessage> parseReply(std::string_view text, std::vector<UniqueFd> fds) {
+    auto document = JsonDocument::parse(text);
+    if (!document)
+        return fail(EBADMSG, "Malformed varlink reply: {}", document.error().message());
+    JsonView root = document->root();
+    JsonView parameters = root["parameters"];
+    JsonView error = root["error"];
+    JsonView continues = root["continues"];
+    if (!root.isObject() || (parameters.exists() && !parameters.isObject() && !parameters.isNull()) ||
+        (error.exists() && !error.isString() && !error.isNull()) ||
+        (continues.exists() && !continues.isBool() && !continues.isNull()))
+        return fail(EBADMSG, "Malformed varlink reply: not an object with parameters, error and continues");
+    return ReplyMessage{.document = std::move(*document), .fds = std::move(fds)};
+}
+
+} // namespace detail
 } // namespace svckit::varlink

@@ -1,8 +1,10 @@
 // The blocking varlink client against svckit's own varlink::Server in a thread, over bound sockets and a
-// socketpair — and against a raw peer for what the server cannot do (send fds, send garbage).
+// socketpair — against a raw peer for what the server cannot do (send fds, send garbage) — and against the
+// two servers of org.example.bench, svckit's (the bench example) and sd-varlink's (the reference server).
 #include <svckit/varlink_client.hpp>
 
 #include "../unit/activation_test_support.hpp"
+#include "server_process.hpp"
 #include "varlink_server_thread.hpp"
 
 #include <fcntl.h>
@@ -13,6 +15,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <format>
 #include <memory>
 #include <string>
 #include <vector>
@@ -381,6 +386,54 @@ TEST(VarlinkClient, RefusesMalformedRepliesAndATruncatedOne) {
     ASSERT_FALSE(truncated);
     EXPECT_EQ(truncated.error().code(), ECONNRESET);
     EXPECT_NE(truncated.error().message().find("middle"), std::string::npos) << truncated.error().message();
+}
+
+// The same calls against svckit's server and sd-varlink's, each in a process of its own.
+TEST(VarlinkClient, CallsSvckitsAndSdVarlinksServersAlike) {
+    for (const char* variable : {"SVCKIT_BENCH_EXAMPLE", "SVCKIT_REFERENCE_SERVER"}) {
+        SCOPED_TRACE(variable);
+        const char* binary = std::getenv(variable);
+        if (!binary || !*binary) {
+            std::printf("%s is not set (no C compiler for the sd-varlink server?): that server is skipped\n",
+                        variable);
+            continue;
+        }
+        TempDir dir;
+        std::string path = dir.path() + "/bench.sock";
+        test::ServerProcess server(binary, path);
+        auto client = Client::connect(path);
+        ASSERT_TRUE(client) << client.error().message();
+
+        auto echo = client->call("org.example.bench.Echo", R"({"text":"both"})");
+        ASSERT_TRUE(echo) << echo.error().message();
+        EXPECT_EQ(textOf(*echo), "both");
+        auto overflow = client->call("org.example.bench.Add", R"({"a":9223372036854775807,"b":1})");
+        ASSERT_TRUE(overflow);
+        EXPECT_EQ(overflow->error(), "org.example.bench.Overflow");
+
+        // oneway, then a `more` call and pipelined calls: the replies come in call order
+        ASSERT_TRUE(client->send("org.example.bench.Echo", R"({"text":"none"})", CallFlags{.oneway = true}));
+        ASSERT_TRUE(client->send("org.example.bench.Count", R"({"n":3})", CallFlags{.more = true}));
+        for (int i = 0; i < 5; ++i)
+            ASSERT_TRUE(client->send("org.example.bench.Add", std::format(R"({{"a":{},"b":1}})", i)));
+        for (int64_t i = 0; i < 3; ++i) {
+            auto count = client->receive(5s);
+            ASSERT_TRUE(count) << count.error().message();
+            EXPECT_EQ(count->parameters()["i"].int64(), i);
+            EXPECT_EQ(count->continues(), i < 2);
+        }
+        for (int64_t i = 0; i < 5; ++i) {
+            auto sum = client->receive(5s);
+            ASSERT_TRUE(sum) << sum.error().message();
+            EXPECT_EQ(sum->parameters()["sum"].int64(), i + 1);
+        }
+
+        server.pause();
+        ASSERT_TRUE(client->send("org.example.bench.Echo", R"({"text":"late"})"));
+        EXPECT_EQ(client->receive(100ms).error().code(), ETIMEDOUT);
+        server.killNow();
+        EXPECT_EQ(client->receive(5s).error().code(), ECONNRESET);
+    }
 }
 
 } // namespace

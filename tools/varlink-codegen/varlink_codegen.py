@@ -53,7 +53,7 @@ STRUCT_MEMBERS = {"decode", "writeMembers"}
 ERROR_MEMBERS = {"errorName", "from"}
 
 # The classes generated beside the interface's types; a method named like one gets a `_` suffix in C++.
-GENERATED_CLASSES = ("Server", "Client", "Settings")
+GENERATED_CLASSES = ("Server", "Client", "AsyncClient", "Settings")
 
 # systemd's marker for a method that answers only calls with `more`: a line of its own in the method's doc
 # comment. sd-varlink's IDL formatter writes it right before `method` for SD_VARLINK_REQUIRES_MORE (its parser

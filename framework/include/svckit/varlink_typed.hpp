@@ -13,7 +13,9 @@
 //   has one member per method, so a misspelt method does not compile;
 // - codec: decoding straight from yyjson into the structs, validated as sd-varlink validates parameters
 //   against the IDL, and encoding with JsonWriter; the dispatch glue of generated servers and clients.
-// Everything runs on the engine's dynamic API (Call, DeferredCall, JsonWriter) and the blocking Client.
+// - AsyncReply<Out> and the callbacks of generated AsyncClients (a call, and a call with `more`).
+// Everything runs on the engine's dynamic API (Call, DeferredCall, JsonWriter), the blocking Client and the
+// AsyncClient.
 #pragma once
 
 #include <svckit/authorization.hpp>
@@ -21,6 +23,7 @@
 #include <svckit/identity.hpp>
 #include <svckit/unique_fd.hpp>
 #include <svckit/varlink.hpp>
+#include <svckit/varlink_async_client.hpp>
 #include <svckit/varlink_client.hpp>
 #include <svckit/varlink_json.hpp>
 
@@ -93,6 +96,22 @@ inline constexpr Deferred deferred{};
 // Passed to a generated client's method for a oneway call: `client.Echo(in, svckit::varlink::oneway)`.
 struct Oneway {};
 inline constexpr Oneway oneway{};
+
+// Passed to a generated async client's method for a call with `more`:
+// `client.Count(in, svckit::varlink::more, [](auto reply, bool continues) { ... })`.
+struct More {};
+inline constexpr More more{};
+
+// What the callback of a generated AsyncClient's call gets: a failed Result for a transport error (ETIMEDOUT,
+// ECONNRESET, ...), otherwise the method's output or its error reply (generated `X::from(error)` types it).
+template <typename Out>
+using AsyncReply = Result<std::expected<Out, ErrorReply>>;
+template <typename Out>
+using AsyncCallback = std::function<void(AsyncReply<Out>)>;
+// A `more` call's callback: every reply, and whether more follow (false for the last one, an error reply or a
+// transport error).
+template <typename Out>
+using AsyncMoreCallback = std::function<void(AsyncReply<Out>, bool continues)>;
 
 // What a typed handler returns: the final reply, an error, or `deferred`.
 template <typename Out>
@@ -546,6 +565,52 @@ Result<std::expected<void, ErrorReply>> callMore(Client& client, std::string_vie
         if (!continues)
             return {};
     }
+}
+
+// A reply as a generated AsyncClient's callback gets it.
+template <typename Out>
+AsyncReply<Out> asyncReply(Result<ReplyMessage>& reply, std::string_view method) {
+    if (!reply)
+        return std::unexpected(std::move(reply).error());
+    if (reply->error())
+        return std::expected<Out, ErrorReply>(std::unexpect, errorOf(*reply));
+    auto out = decodeReply<Out>(*reply, method);
+    if (!out)
+        return std::unexpected(out.error());
+    return std::expected<Out, ErrorReply>(std::move(*out));
+}
+
+// `method` is the generated code's string literal: it outlives the call.
+template <typename Out, typename In>
+Result<PendingCall> asyncCall(AsyncClient& client, std::string_view method, const In& in,
+                              AsyncCallback<Out> done, const CallOptions& options) {
+    return client.call(
+        method, [&](JsonWriter& w) { in.writeMembers(w); },
+        [done = std::move(done), method](Result<ReplyMessage> reply) {
+            if (done)
+                done(asyncReply<Out>(reply, method));
+        },
+        options);
+}
+
+template <typename In>
+Result<void> asyncOneway(AsyncClient& client, std::string_view method, const In& in,
+                         const CallOptions& options) {
+    return client.oneway(
+        method, [&](JsonWriter& w) { in.writeMembers(w); }, options);
+}
+
+template <typename Out, typename In>
+Result<PendingCall> asyncCallMore(AsyncClient& client, std::string_view method, const In& in,
+                                  AsyncMoreCallback<Out> each, const CallOptions& options) {
+    return client.callMore(
+        method, [&](JsonWriter& w) { in.writeMembers(w); },
+        [each = std::move(each), method](Result<ReplyMessage> reply) {
+            bool continues = reply && !reply->error() && reply->continues();
+            if (each)
+                each(asyncReply<Out>(reply, method), continues);
+        },
+        options);
 }
 
 } // namespace detail

@@ -249,4 +249,41 @@ void Overflow::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::detail::callMore<CountOut>(connection_, "org.example.bench.Count", in, each, fds);
 }
 
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Echo(const EchoIn& in, ::svckit::varlink::AsyncCallback<EchoOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<EchoOut>(connection_, "org.example.bench.Echo", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Echo(const EchoIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.bench.Echo", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Echo(const EchoIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<EchoOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<EchoOut>(connection_, "org.example.bench.Echo", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Add(const AddIn& in, ::svckit::varlink::AsyncCallback<AddOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<AddOut>(connection_, "org.example.bench.Add", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Add(const AddIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.bench.Add", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Add(const AddIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<AddOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<AddOut>(connection_, "org.example.bench.Add", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Count(const CountIn& in, ::svckit::varlink::AsyncCallback<CountOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<CountOut>(connection_, "org.example.bench.Count", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Count(const CountIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.bench.Count", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Count(const CountIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<CountOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<CountOut>(connection_, "org.example.bench.Count", in, ::std::move(each), options);
+}
+
+
 } // namespace org::example::bench

@@ -2,7 +2,8 @@
 // varlink-codegen from org.example.bench.varlink. Do not edit: change the .varlink file and rebuild.
 //
 // Types and method inputs/outputs are structs with their decoders and encoders; Server is the abstract
-// service to derive from (one handler per method), Client calls the interface over a varlink::Client.
+// service to derive from (one handler per method), Client calls the interface over a blocking
+// varlink::Client, AsyncClient over a varlink::AsyncClient on an EventLoop.
 // See docs/varlink-codegen.md.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace org::example::bench {
@@ -167,6 +169,36 @@ public:
 
 private:
     ::svckit::varlink::Client& connection_;
+};
+
+// The client side on the service's EventLoop, over a connection it does not own. For each method: a call whose
+// callback gets the output or the error reply (the Result fails on transport errors: ETIMEDOUT, ECONNRESET,
+// ...), a oneway call, and a call with `more` whose callback gets every reply and whether more follow.
+// Destroying the returned PendingCall cancels the call.
+class AsyncClient {
+public:
+    explicit AsyncClient(::svckit::varlink::AsyncClient& connection) noexcept : connection_(connection) {}
+
+    // returns text unchanged
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Echo(const EchoIn& in, ::svckit::varlink::AsyncCallback<EchoOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Echo(const EchoIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Echo(const EchoIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<EchoOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // signed 64-bit; overflow is the Overflow error
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Add(const AddIn& in, ::svckit::varlink::AsyncCallback<AddOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Add(const AddIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Add(const AddIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<AddOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // n >= 1 replies with i = 0..n-1, continues on all but the last
+    // [Requires 'more' flag]
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Count(const CountIn& in, ::svckit::varlink::AsyncCallback<CountOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Count(const CountIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Count(const CountIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<CountOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    [[nodiscard]] ::svckit::varlink::AsyncClient& connection() noexcept { return connection_; }
+
+private:
+    ::svckit::varlink::AsyncClient& connection_;
 };
 
 } // namespace org::example::bench

@@ -448,4 +448,41 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::detail::callMore<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, each, fds);
 }
 
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Nothing(const NothingIn& in, ::svckit::varlink::AsyncCallback<NothingOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<NothingOut>(connection_, "org.example-edge.v2.Nothing", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Nothing(const NothingIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example-edge.v2.Nothing", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Nothing(const NothingIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<NothingOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<NothingOut>(connection_, "org.example-edge.v2.Nothing", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Server_(const ServerIn& in, ::svckit::varlink::AsyncCallback<ServerOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<ServerOut>(connection_, "org.example-edge.v2.Server", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Server_(const ServerIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example-edge.v2.Server", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Server_(const ServerIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<ServerOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<ServerOut>(connection_, "org.example-edge.v2.Server", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Settings_(const SettingsIn& in, ::svckit::varlink::AsyncCallback<SettingsOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Settings_(const SettingsIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example-edge.v2.Settings", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Settings_(const SettingsIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<SettingsOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, ::std::move(each), options);
+}
+
+
 } // namespace org::example_edge::v2

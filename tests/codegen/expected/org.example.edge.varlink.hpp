@@ -2,7 +2,8 @@
 // varlink-codegen from org.example.edge.varlink. Do not edit: change the .varlink file and rebuild.
 //
 // Types and method inputs/outputs are structs with their decoders and encoders; Server is the abstract
-// service to derive from (one handler per method), Client calls the interface over a varlink::Client.
+// service to derive from (one handler per method), Client calls the interface over a blocking
+// varlink::Client, AsyncClient over a varlink::AsyncClient on an EventLoop.
 // See docs/varlink-codegen.md.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 // Edge cases of the grammar: comments everywhere, empty lists, odd spacing, names
@@ -243,6 +245,36 @@ public:
 
 private:
     ::svckit::varlink::Client& connection_;
+};
+
+// The client side on the service's EventLoop, over a connection it does not own. For each method: a call whose
+// callback gets the output or the error reply (the Result fails on transport errors: ETIMEDOUT, ECONNRESET,
+// ...), a oneway call, and a call with `more` whose callback gets every reply and whether more follow.
+// Destroying the returned PendingCall cancels the call.
+class AsyncClient {
+public:
+    explicit AsyncClient(::svckit::varlink::AsyncClient& connection) noexcept : connection_(connection) {}
+
+    // Any method may be called with `more`: this marker generates nothing.
+    // [Supports 'more' flag]
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Nothing(const NothingIn& in, ::svckit::varlink::AsyncCallback<NothingOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Nothing(const NothingIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Nothing(const NothingIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<NothingOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // A method named like a generated class. Not a marker: [Requires 'more' flag] is one only as a line of its own.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Server_(const ServerIn& in, ::svckit::varlink::AsyncCallback<ServerOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Server_(const ServerIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Server_(const ServerIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<ServerOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // Named like the generated settings struct.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Settings_(const SettingsIn& in, ::svckit::varlink::AsyncCallback<SettingsOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Settings_(const SettingsIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Settings_(const SettingsIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<SettingsOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    [[nodiscard]] ::svckit::varlink::AsyncClient& connection() noexcept { return connection_; }
+
+private:
+    ::svckit::varlink::AsyncClient& connection_;
 };
 
 } // namespace org::example_edge::v2

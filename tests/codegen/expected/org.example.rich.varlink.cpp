@@ -1026,4 +1026,65 @@ void Moved::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::detail::callMore<PingOut>(connection_, "org.example.rich.Ping", in, each, fds);
 }
 
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Mirror(const MirrorIn& in, ::svckit::varlink::AsyncCallback<MirrorOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<MirrorOut>(connection_, "org.example.rich.Mirror", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Mirror(const MirrorIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.rich.Mirror", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Mirror(const MirrorIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<MirrorOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<MirrorOut>(connection_, "org.example.rich.Mirror", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Tree(const TreeIn& in, ::svckit::varlink::AsyncCallback<TreeOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<TreeOut>(connection_, "org.example.rich.Tree", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Tree(const TreeIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.rich.Tree", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Tree(const TreeIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<TreeOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<TreeOut>(connection_, "org.example.rich.Tree", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Walk(const WalkIn& in, ::svckit::varlink::AsyncCallback<WalkOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<WalkOut>(connection_, "org.example.rich.Walk", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Walk(const WalkIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.rich.Walk", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Walk(const WalkIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<WalkOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<WalkOut>(connection_, "org.example.rich.Walk", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Fail(const FailIn& in, ::svckit::varlink::AsyncCallback<FailOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<FailOut>(connection_, "org.example.rich.Fail", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Fail(const FailIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.rich.Fail", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Fail(const FailIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<FailOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<FailOut>(connection_, "org.example.rich.Fail", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Ping(const PingIn& in, ::svckit::varlink::AsyncCallback<PingOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<PingOut>(connection_, "org.example.rich.Ping", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::Ping(const PingIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example.rich.Ping", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Ping(const PingIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<PingOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<PingOut>(connection_, "org.example.rich.Ping", in, ::std::move(each), options);
+}
+
+
 } // namespace org::example::rich

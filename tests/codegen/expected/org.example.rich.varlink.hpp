@@ -2,7 +2,8 @@
 // varlink-codegen from org.example.rich.varlink. Do not edit: change the .varlink file and rebuild.
 //
 // Types and method inputs/outputs are structs with their decoders and encoders; Server is the abstract
-// service to derive from (one handler per method), Client calls the interface over a varlink::Client.
+// service to derive from (one handler per method), Client calls the interface over a blocking
+// varlink::Client, AsyncClient over a varlink::AsyncClient on an EventLoop.
 // See docs/varlink-codegen.md.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 // A rich interface for svckit's code generator tests: every kind of type the IDL has, documentation on
@@ -408,6 +410,46 @@ public:
 
 private:
     ::svckit::varlink::Client& connection_;
+};
+
+// The client side on the service's EventLoop, over a connection it does not own. For each method: a call whose
+// callback gets the output or the error reply (the Result fails on transport errors: ETIMEDOUT, ECONNRESET,
+// ...), a oneway call, and a call with `more` whose callback gets every reply and whether more follow.
+// Destroying the returned PendingCall cancels the call.
+class AsyncClient {
+public:
+    explicit AsyncClient(::svckit::varlink::AsyncClient& connection) noexcept : connection_(connection) {}
+
+    // Returns what it is given.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Mirror(const MirrorIn& in, ::svckit::varlink::AsyncCallback<MirrorOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Mirror(const MirrorIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Mirror(const MirrorIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<MirrorOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // A tree of the given depth, each node with two children.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Tree(const TreeIn& in, ::svckit::varlink::AsyncCallback<TreeOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Tree(const TreeIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Tree(const TreeIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<TreeOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // Streams `steps` points from `from` on.
+    // [Requires 'more' flag]
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Walk(const WalkIn& in, ::svckit::varlink::AsyncCallback<WalkOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Walk(const WalkIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Walk(const WalkIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<WalkOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // Fails with the error named.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Fail(const FailIn& in, ::svckit::varlink::AsyncCallback<FailOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Fail(const FailIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Fail(const FailIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<FailOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // Answers nothing.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Ping(const PingIn& in, ::svckit::varlink::AsyncCallback<PingOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> Ping(const PingIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Ping(const PingIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<PingOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    [[nodiscard]] ::svckit::varlink::AsyncClient& connection() noexcept { return connection_; }
+
+private:
+    ::svckit::varlink::AsyncClient& connection_;
 };
 
 } // namespace org::example::rich
