@@ -133,6 +133,9 @@ private:
 
 class EdgeService final : public edge::Server {
 public:
+    edge::NothingContextReply NothingContext(edge::NothingContextIn, edge::NothingContextContext&) override {
+        return edge::NothingContextOut{};
+    }
     Reply<edge::NothingOut> Nothing(edge::NothingIn, MethodContext<edge::NothingOut>&) override {
         return edge::NothingOut{};
     }
