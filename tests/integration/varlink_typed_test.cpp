@@ -127,7 +127,8 @@ private:
             state->at.x += 1;
             ++state->index;
             if (--state->left > 0 && state->reply.more()) {
-                (void)state->reply.send(out);
+                if (!state->reply.send(out))
+                    return; // the caller has gone: the stream is over
                 tick(state);
             } else {
                 (void)state->reply.reply(out);
@@ -735,11 +736,13 @@ private:
     VarlinkServerThread server_;
 };
 
-// Waits until `counter` has not changed for 200 ms (at most 10 s) and returns its value.
+// Waits until `counter` has moved and then not changed for 200 ms (at most 10 s) and returns its value.
 int64_t settled(const std::atomic<int64_t>& counter) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (counter.load() == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(5ms);
     int64_t last = counter.load();
     auto steadySince = std::chrono::steady_clock::now();
-    auto deadline = steadySince + 10s;
     while (std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(20ms);
         int64_t now = counter.load();
