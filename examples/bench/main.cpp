@@ -16,28 +16,28 @@ namespace {
 
 using namespace svckit;
 namespace bench = org::example::bench;
-using varlink::MethodContext;
-using varlink::Reply;
 
 class BenchService : public bench::Server {
 public:
-    Reply<bench::EchoOut> Echo(bench::EchoIn in, MethodContext<bench::EchoOut>&) override {
+    bench::EchoReply Echo(bench::EchoIn in, bench::EchoContext&) override {
         return bench::EchoOut{.text = std::move(in.text)};
     }
 
-    Reply<bench::AddOut> Add(bench::AddIn in, MethodContext<bench::AddOut>&) override {
+    bench::AddReply Add(bench::AddIn in, bench::AddContext&) override {
         int64_t sum = 0;
         if (__builtin_add_overflow(in.a, in.b, &sum))
             return bench::Overflow{};
         return bench::AddOut{.sum = sum};
     }
 
-    Reply<bench::CountOut> Count(bench::CountIn in, MethodContext<bench::CountOut>& ctx) override {
+    // Replies 0 .. n-1, the last one final; waits for room when the caller reads slowly.
+    bench::CountReply Count(bench::CountIn in, bench::CountContext& ctx) override {
         if (in.n < 1)
             return varlink::ErrorReply::invalidParameter("n");
-        for (int64_t i = 0; i + 1 < in.n; ++i)
-            (void)ctx.send({.i = i});
-        return bench::CountOut{.i = in.n - 1};
+        return ctx.stream([n = in.n, i = int64_t{0}](bench::CountOut& out) mutable {
+            out.i = i;
+            return ++i < n;
+        });
     }
 };
 

@@ -13,6 +13,7 @@
 #include "io.svckit.example.Calc.varlink.hpp"
 
 #include <charconv>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,8 +22,6 @@ namespace {
 
 namespace calc = io::svckit::example::Calc;
 using svckit::varlink::ErrorReply;
-using svckit::varlink::MethodContext;
-using svckit::varlink::Reply;
 
 constexpr off_t maxFileSize = 1024 * 1024;
 
@@ -49,7 +48,9 @@ public:
     }
 
 private:
-    Reply<calc::ApplyOut> Apply(calc::ApplyIn in, MethodContext<calc::ApplyOut>&) override {
+    // Errors are returned as values: an error of the interface (`calc::Overflow{...}`) or, for the standard
+    // ones, an ErrorReply.
+    calc::ApplyReply Apply(calc::ApplyIn in, calc::ApplyContext&) override {
         int64_t result = 0;
         bool overflow = false;
         switch (in.op) {
@@ -64,51 +65,50 @@ private:
             break;
         case calc::Operation::divide:
             if (in.b == 0)
-                return std::unexpected(calc::DivisionByZero{});
+                return calc::DivisionByZero{};
             overflow = in.a == INT64_MIN && in.b == -1;
             if (!overflow)
                 result = in.a / in.b;
             break;
         }
         if (overflow)
-            return std::unexpected(calc::Overflow{.op = in.op});
+            return calc::Overflow{.op = in.op};
         return calc::ApplyOut{.result = result};
     }
 
-    Reply<calc::SumOut> Sum(calc::SumIn in, MethodContext<calc::SumOut>&) override {
+    calc::SumReply Sum(calc::SumIn in, calc::SumContext&) override {
         int64_t sum = 0;
         for (int64_t v : in.values)
             if (__builtin_add_overflow(sum, v, &sum))
-                return std::unexpected(calc::Overflow{.op = calc::Operation::add});
+                return calc::Overflow{.op = calc::Operation::add};
         return calc::SumOut{.sum = sum, .count = static_cast<int64_t>(in.values.size())};
     }
 
     // Every number but the last goes out as a reply with "continues": true; the last is the final reply.
-    Reply<calc::FibonacciOut> Fibonacci(calc::FibonacciIn in,
-                                        MethodContext<calc::FibonacciOut>& ctx) override {
+    // ctx.stream() sends while the caller keeps up and waits for room when it reads slowly.
+    calc::FibonacciReply Fibonacci(calc::FibonacciIn in, calc::FibonacciContext& ctx) override {
         if (in.n < 1 || in.n > 92) // F(92) is the largest that fits in int64
             return ErrorReply::invalidParameter("n");
-        int64_t a = 0, b = 1;
-        for (int64_t i = 0; i + 1 < in.n; ++i) {
-            if (auto sent = ctx.send(calc::FibonacciOut{.index = i, .value = a}); !sent)
-                return ErrorReply::system(sent.error().code());
-            int64_t next = a + b;
-            a = b;
-            b = next;
-        }
-        return calc::FibonacciOut{.index = in.n - 1, .value = a};
+        return ctx.stream(
+            [n = in.n, i = int64_t{0}, a = int64_t{0}, b = int64_t{1}](calc::FibonacciOut& out) mutable {
+                out = {.index = i, .value = a};
+                int64_t next = a + b;
+                a = b;
+                b = next;
+                return ++i < n;
+            });
     }
 
     // Reads a regular file only (never a pipe: a caller could keep it open and stall the loop), up to 1 MiB.
-    Reply<calc::SumFileOut> SumFile(calc::SumFileIn in, MethodContext<calc::SumFileOut>& ctx) override {
-        if (in.fd < 0 || static_cast<size_t>(in.fd) >= ctx.fds().size())
-            return std::unexpected(calc::NoSuchFd{.fd = in.fd});
-        int fd = ctx.fds()[static_cast<size_t>(in.fd)].get();
+    calc::SumFileReply SumFile(calc::SumFileIn in, calc::SumFileContext& ctx) override {
+        std::optional<int> fd = ctx.fd(in.fd);
+        if (!fd)
+            return calc::NoSuchFd{.fd = in.fd};
         struct stat st {};
-        if (::fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > maxFileSize)
+        if (::fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > maxFileSize)
             return ErrorReply::invalidParameter("fd");
         std::string text(static_cast<size_t>(st.st_size), '\0');
-        ssize_t n = ::pread(fd, text.data(), text.size(), 0);
+        ssize_t n = ::pread(*fd, text.data(), text.size(), 0);
         if (n < 0)
             return ErrorReply::system(errno);
         text.resize(static_cast<size_t>(n));
@@ -127,9 +127,9 @@ private:
             int64_t value = 0;
             auto [ptr, ec] = std::from_chars(line.data(), line.data() + line.size(), value);
             if (ec != std::errc() || ptr != line.data() + line.size())
-                return std::unexpected(calc::BadLine{.line = out.lines, .text = std::string(line)});
+                return calc::BadLine{.line = out.lines, .text = std::string(line)};
             if (__builtin_add_overflow(out.sum, value, &out.sum))
-                return std::unexpected(calc::Overflow{.op = calc::Operation::add});
+                return calc::Overflow{.op = calc::Operation::add};
         }
         return out;
     }

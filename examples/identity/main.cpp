@@ -18,8 +18,6 @@ namespace {
 
 namespace identity = io::svckit::example::Identity;
 using svckit::varlink::ErrorReply;
-using svckit::varlink::MethodContext;
-using svckit::varlink::Reply;
 
 svckit::ServiceSpec identitySpec() {
     svckit::SocketSpec varlink{.name = "varlink",
@@ -38,10 +36,6 @@ svckit::ServiceSpec identitySpec() {
     };
 }
 
-std::optional<std::string> unlessEmpty(const std::string& s) {
-    return s.empty() ? std::nullopt : std::optional<std::string>(s);
-}
-
 class Identity : public svckit::Service, private identity::Server {
 public:
     Identity() : Service(identitySpec()) {
@@ -50,31 +44,31 @@ public:
     }
 
 private:
-    Reply<identity::WhoamiOut> Whoami(identity::WhoamiIn, MethodContext<identity::WhoamiOut>& ctx) override {
+    identity::WhoamiReply Whoami(identity::WhoamiIn, identity::WhoamiContext& ctx) override {
         const svckit::PeerIdentity& peer = ctx.peer();
         identity::WhoamiOut out{};
         out.uid = peer.uid;
         out.gid = peer.gid;
         out.groups.assign(peer.groups.begin(), peer.groups.end());
         out.pid = peer.pid;
-        out.label = unlessEmpty(peer.securityLabel);
+        out.label = peer.securityLabel;
         if (!peer.pidfd)
             return ErrorReply::system(ENOTSUP); // the kernel gave no pidfd: nothing safe to read
         auto facts = svckit::readProcessFacts(peer.pidfd.get());
         if (!facts) {
             if (facts.error().code() == ESRCH)
-                return std::unexpected(identity::CallerGone{});
+                return identity::CallerGone{};
             return ErrorReply::system(facts.error().code());
         }
         out.pid = facts->pid;
         out.cgroup = facts->cgroup;
-        out.unit = unlessEmpty(facts->unit);
-        out.exe = unlessEmpty(facts->exe);
-        out.comm = unlessEmpty(facts->comm);
+        out.unit = facts->unit;
+        out.exe = facts->exe;
+        out.comm = facts->comm;
         return out;
     }
 
-    Reply<identity::StatsOut> Stats(identity::StatsIn, MethodContext<identity::StatsOut>&) override {
+    identity::StatsReply Stats(identity::StatsIn, identity::StatsContext&) override {
         const auto& counters = varlink().counters();
         return identity::StatsOut{.connections = static_cast<int64_t>(counters.connectionsAccepted),
                                   .calls = static_cast<int64_t>(counters.calls)};

@@ -97,6 +97,10 @@ std::string optionalJson(const std::optional<T>& v) {
     return v ? std::to_string(*v) : "null";
 }
 
+std::string optionalString(const std::optional<std::string>& s) {
+    return s ? jsonString(*s) : "null";
+}
+
 std::string identityJson(const PeerIdentity& id, std::string_view via, const SocketSpec& spec,
                          const std::string& listenerOptions, const std::string& connectionOptions,
                          uint64_t fdsRefused) {
@@ -110,8 +114,8 @@ std::string identityJson(const PeerIdentity& id, std::string_view via, const Soc
         facts = std::format(
             "\"process\":{{\"pid\":{},\"alive\":true,\"uid\":{},\"gid\":{},\"cgroup\":{},\"unit\":{},"
             "\"exe\":{},\"comm\":{}}}",
-            f->pid, optionalJson(f->uid), optionalJson(f->gid), jsonString(f->cgroup), jsonString(f->unit),
-            jsonString(f->exe), jsonString(f->comm));
+            f->pid, optionalJson(f->uid), optionalJson(f->gid), optionalString(f->cgroup),
+            optionalString(f->unit), optionalString(f->exe), optionalString(f->comm));
     } else {
         facts = std::format("\"process\":{{\"alive\":false,\"error\":{}}}", jsonString(f.error().message()));
     }

@@ -96,7 +96,8 @@ Result<PeerIdentity> identityOfPeer(int connectedFd) {
     auto label = peerSecurityLabel(connectedFd);
     if (!label)
         return std::unexpected(label.error());
-    identity.securityLabel = std::move(*label);
+    if (!label->empty())
+        identity.securityLabel = std::move(*label);
     return identity;
 }
 

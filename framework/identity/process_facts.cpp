@@ -229,10 +229,11 @@ Result<void> readByPid(ProcessFacts& facts) {
     if (!cgroups)
         return std::unexpected(
             cgroups.error().withContext(std::format("Failed to read the cgroup of pid {}", facts.pid)));
-    // Only the cgroup v2 ("0::") hierarchy names units; a host without one leaves the cgroup empty.
-    if (auto line = lineValue(*cgroups, "0::"))
+    // Only the cgroup v2 ("0::") hierarchy names units; a host without one leaves cgroup and unit absent.
+    if (auto line = lineValue(*cgroups, "0::")) {
         facts.cgroup = std::string(*line);
-    facts.unit = unitOfCgroup(facts.cgroup);
+        facts.unit = unitOfCgroup(*facts.cgroup);
+    }
 
     // Kernel threads have no exe, and another user's process may hide it from us: not an error. But a process
     // that has started to exit loses its exe while its pidfd still says "alive": that is a partial read of an
@@ -291,7 +292,7 @@ std::string_view unescapeCgroupName(std::string_view name) {
 
 } // namespace
 
-std::string unitOfCgroup(std::string_view cgroupPath) {
+std::optional<std::string> unitOfCgroup(std::string_view cgroupPath) {
     size_t pos = 0;
     for (;;) {
         while (pos < cgroupPath.size() && cgroupPath[pos] == '/')

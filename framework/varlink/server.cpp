@@ -232,6 +232,11 @@ public:
 
     [[nodiscard]] bool closed() const noexcept { return closed_; }
     [[nodiscard]] uid_t uid() const noexcept { return peer_.uid; }
+    // Room for more replies: the unsent output is within the soft limit (the point where input is held back).
+    [[nodiscard]] bool writable() const noexcept;
+    // Calls `then` once, from the loop, when the connection is writable(); dropped uncalled if it closes
+    // first.
+    void whenWritable(std::function<void()> then);
     // Every reply written, none awaited, no hand-over pending.
     [[nodiscard]] bool drained() const noexcept {
         return outBegin_ == out_.size() && slots_.empty() && deferredCount_ == 0 && !upgradeHandler_;
@@ -255,6 +260,7 @@ private:
     void advanceQueue();
     [[nodiscard]] size_t pendingOutput() const noexcept { return out_.size() - outBegin_ + slotBytes_; }
     void markDirty();
+    void notifyWritable();
     Result<void> watch(uint32_t events);
 
     ServerImpl& server_;
@@ -286,6 +292,7 @@ private:
     uint64_t upgradeId_ = 0;        // a call with `upgrade` to a method that supports it, not answered yet
     UpgradeHandler upgradeHandler_; // set by upgrade(): the connection is handed over once its output is out
     size_t deferredCount_ = 0;      // deferred calls without their final reply
+    std::vector<std::function<void()>> whenWritable_; // streaming handlers waiting for room (whenWritable)
     bool closed_ = false;
 };
 
@@ -763,6 +770,9 @@ void Connection::service() {
     }
     if (closed_)
         return;
+    notifyWritable();
+    if (closed_)
+        return;
     if (pendingOutput() > server_.options_.outputHardLimit) {
         ++server_.counters_.overflowCloses;
         logDebug("varlink: closing a connection whose peer does not read its replies");
@@ -782,6 +792,37 @@ void Connection::service() {
         logDebug("varlink: {}", r.error().message());
         close();
     }
+}
+
+bool Connection::writable() const noexcept {
+    return !closed_ && pendingOutput() <= server_.options_.outputSoftLimit;
+}
+
+void Connection::whenWritable(std::function<void()> then) {
+    if (closed_ || !then)
+        return;
+    whenWritable_.push_back(std::move(then));
+    markDirty(); // service() calls it, at once if there is room already
+}
+
+void Connection::notifyWritable() {
+    if (whenWritable_.empty() || !writable())
+        return;
+    // Each waiter runs once; one that finds no room again registers anew. What they send goes out with the
+    // flush below (and, if the connection was marked dirty again, in another service()).
+    auto waiting = std::exchange(whenWritable_, {});
+    for (auto& then : waiting) {
+        if (closed_)
+            break;
+        try {
+            then();
+        } catch (const std::exception& e) {
+            logDebug("varlink: a whenWritable callback threw: {}", e.what());
+        } catch (...) {
+            logDebug("varlink: a whenWritable callback threw");
+        }
+    }
+    flush();
 }
 
 void Connection::protocolError(std::string_view what) {
@@ -832,7 +873,10 @@ void Connection::close() {
     fd_.reset();
     server_.callsInFlight_ -= deferredCount_;
     deferredCount_ = 0;
+    // Waiters are dropped uncalled: what they own (a DeferredCall) is released, its replies go nowhere.
+    auto waiting = std::exchange(whenWritable_, {});
     server_.closed(*this);
+    waiting.clear();
 }
 
 } // namespace detail
@@ -859,6 +903,10 @@ Result<void> Call::sendUpgrade(detail::WriteFn write, void* context, UpgradeHand
     if (r)
         finished_ = true;
     return r;
+}
+
+bool Call::writable() const noexcept {
+    return connection_->writable();
 }
 
 DeferredCall Call::defer() {
@@ -893,6 +941,16 @@ DeferredCall::~DeferredCall() {
 bool DeferredCall::connected() const noexcept {
     auto connection = connection_.lock();
     return connection && !connection->closed();
+}
+
+bool DeferredCall::writable() const noexcept {
+    auto connection = connection_.lock();
+    return connection && connection->writable();
+}
+
+void DeferredCall::whenWritable(std::function<void()> then) {
+    if (auto connection = connection_.lock(); connection && !finished_)
+        connection->whenWritable(std::move(then));
 }
 
 void DeferredCall::abandon() noexcept {

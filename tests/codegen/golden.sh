@@ -7,17 +7,16 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 codegen=$root/tools/varlink-codegen/varlink_codegen.py
-check_name=codegen_golden
-. "$here/../lib/check.sh"
-
 inputs=("$root/examples/bench/org.example.bench.varlink" "$here"/org.example.*.varlink)
 if [ "${1:-}" = --update ]; then
     python3 "$codegen" --output-dir "$here/expected" "${inputs[@]}" && echo "updated $here/expected"
     exit
 fi
 
+check_name=codegen_golden
+. "$here/../lib/check.sh"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+at_exit 'rm -rf "$tmp"'
 for input in "${inputs[@]}"; do
     name=$(basename "$input")
     check "$name: the generator accepts it" python3 "$codegen" --output-dir "$tmp" "$input"

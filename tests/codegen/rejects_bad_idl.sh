@@ -10,13 +10,13 @@ codegen=$root/tools/varlink-codegen/varlink_codegen.py
 check_name=codegen_rejects_bad_idl
 . "$here/../lib/check.sh"
 
-# What systemd accepts and svckit refuses: a clash with generated names, a type it cannot map yet, a type
-# holding itself by value (no C++ struct can), an interface name without a dot (the engine needs
-# reverse-domain names).
-svckit_only=" clashes_with_generated.varlink settings_type.varlink any_type.varlink holds_itself.varlink bad_interface_name.varlink "
+# What systemd accepts and svckit refuses: a clash with generated names (structs, classes, handler aliases), a
+# type it cannot map yet, a type holding itself by value (no C++ struct can), an interface name without a dot
+# (the engine needs reverse-domain names).
+svckit_only=" clashes_with_generated.varlink clashes_with_alias.varlink settings_type.varlink any_type.varlink holds_itself.varlink bad_interface_name.varlink "
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+at_exit 'rm -rf "$tmp"'
 cd "$here/bad"
 count=0
 while IFS=$'\t' read -r file expected; do

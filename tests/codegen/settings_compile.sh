@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A method misspelt in a generated interface's per-method settings is a compile error. Compiles
 # tests/codegen/settings/good.cpp, which must compile, and misspelt.cpp (the same with `Cuont` for `Count`),
-# which must fail naming `Cuont`, with the compiler and flags the build uses for
+# which must fail naming `Cuont`; likewise streaming.cpp (a streaming handler on the generated aliases) must
+# compile and dropped_send.cpp (the same dropping the result of a further reply) must not. All with the
+# compiler and flags the build uses for
 # tests/integration/varlink_typed_test.cpp (from the build's compile_commands.json: its include directories
 # hold the generated org.example.bench.varlink.hpp, its flags have -Werror).
 #   tests/codegen/settings_compile.sh BUILD_DIR
@@ -48,5 +50,11 @@ if out=$(compile misspelt.cpp 2>&1); then
     flunk "a misspelt method in the settings (settings/misspelt.cpp) compiled"
 else
     contains "a misspelt method in the settings does not compile, and the error names it" "$out" "Cuont"
+fi
+check "a streaming handler on the generated aliases compiles (settings/streaming.cpp)" compile streaming.cpp
+if out=$(compile dropped_send.cpp 2>&1); then
+    flunk "a dropped result of a further reply (settings/dropped_send.cpp) compiled"
+else
+    contains "a dropped result of a further reply does not compile (nodiscard)" "$out" "nodiscard"
 fi
 summary

@@ -255,7 +255,7 @@ ScenarioOutcome pidReuseScenario(bool alone) {
         auto factsA = readProcessFacts(pidfdA.get());
         expect(!factsA,
                factsA ? std::format("readProcessFacts(pidfd of A) reported pid {} comm '{}' (B's facts)",
-                                    factsA->pid, factsA->comm)
+                                    factsA->pid, factsA->comm.value_or(""))
                       : std::string());
         expect(factsA || factsA.error().code() == ESRCH,
                factsA ? std::string() : "readProcessFacts(pidfd of A): " + factsA.error().message());
@@ -266,7 +266,7 @@ ScenarioOutcome pidReuseScenario(bool alone) {
             auto factsB = readProcessFacts(pidfdB.get());
             expect(factsB && factsB->pid == b && factsB->comm == reuseComm,
                    factsB ? std::format("readProcessFacts(pidfd of B) reported pid {} comm '{}'", factsB->pid,
-                                        factsB->comm)
+                                        factsB->comm.value_or(""))
                           : "readProcessFacts(pidfd of B): " + factsB.error().message());
         }
 
@@ -352,16 +352,17 @@ TEST(ProcessFacts, DescribesThisProcess) {
     ASSERT_EQ(::prctl(PR_GET_NAME, comm), 0);
     EXPECT_EQ(facts->comm, comm);
     EXPECT_EQ(facts->comm, withoutNewline(readFile("/proc/self/comm")));
-    EXPECT_FALSE(facts->exe.empty());
+    ASSERT_TRUE(facts->exe.has_value()) << "the test's own exe is readable";
     EXPECT_EQ(facts->exe, readLink("/proc/self/exe"));
     EXPECT_EQ(facts->cgroup, unifiedCgroupOf("/proc/self/cgroup"));
-    EXPECT_EQ(facts->unit, unitOfCgroup(facts->cgroup));
+    EXPECT_EQ(facts->unit, unitOfCgroup(facts->cgroup.value_or("")));
 
     std::string mount = cgroup2Mount();
     if (!mount.empty()) {
         // The cgroup id is the inode number of the cgroup's directory.
         struct stat st {};
-        ASSERT_EQ(::stat((mount + facts->cgroup).c_str(), &st), 0) << mount + facts->cgroup;
+        ASSERT_TRUE(facts->cgroup) << "no cgroup read on a cgroup v2 system";
+        ASSERT_EQ(::stat((mount + *facts->cgroup).c_str(), &st), 0) << mount + *facts->cgroup;
         ASSERT_TRUE(facts->cgroupId.has_value()) << "PIDFD_GET_INFO gave no cgroup id on a cgroup v2 system";
         EXPECT_EQ(*facts->cgroupId, st.st_ino);
     }
@@ -463,7 +464,8 @@ TEST(ProcessFacts, AZombieCountsAsExited) {
     ASSERT_TRUE(alive) << alive.error().message();
     EXPECT_FALSE(*alive);
     auto facts = readProcessFacts(pidfd.get());
-    EXPECT_FALSE(facts) << "facts of a zombie: comm " << facts->comm << ", exe '" << facts->exe << "'";
+    EXPECT_FALSE(facts) << "facts of a zombie: comm " << facts->comm.value_or("") << ", exe '"
+                        << facts->exe.value_or("") << "'";
     if (!facts) {
         EXPECT_EQ(facts.error().code(), ESRCH);
     }
@@ -579,24 +581,27 @@ TEST(UnitOfCgroup, UndoesSystemdsCgroupNameEscaping) {
     EXPECT_EQ(unitOfCgroup("/_cgroup.slice/x.service"), "x.service");
 }
 
-TEST(UnitOfCgroup, IsEmptyOutsideAnyServiceOrScope) {
-    EXPECT_EQ(unitOfCgroup(""), "");
-    EXPECT_EQ(unitOfCgroup("/"), "");
-    EXPECT_EQ(unitOfCgroup("/system.slice"), "");
-    EXPECT_EQ(unitOfCgroup("/user.slice/user-1000.slice"), "");
-    EXPECT_EQ(unitOfCgroup("/process_api/5a1b7c66"), "");
-    EXPECT_EQ(unitOfCgroup("/payload/foo.service"), "") << "a unit must sit directly below the slices";
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo.mount"), "") << "only services and scopes run callers";
+TEST(UnitOfCgroup, IsAbsentOutsideAnyServiceOrScope) {
+    EXPECT_EQ(unitOfCgroup(""), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/system.slice"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/user.slice/user-1000.slice"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/process_api/5a1b7c66"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/payload/foo.service"), std::nullopt)
+        << "a unit must sit directly below the slices";
+    EXPECT_EQ(unitOfCgroup("/system.slice/foo.mount"), std::nullopt)
+        << "only services and scopes run callers";
 }
 
 TEST(UnitOfCgroup, RejectsComponentsThatAreNotUnitNames) {
-    EXPECT_EQ(unitOfCgroup("/system.slice/.service"), "");
-    EXPECT_EQ(unitOfCgroup("/.scope"), "");
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo@.service"), "") << "a template is not a running unit";
-    EXPECT_EQ(unitOfCgroup("/system.slice/@foo.service"), "");
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo bar.service"), "");
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo.service.d"), "");
-    EXPECT_EQ(unitOfCgroup("/system.slice/" + std::string(250, 'a') + ".service"), "") << "longer than 255";
+    EXPECT_EQ(unitOfCgroup("/system.slice/.service"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/.scope"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/system.slice/foo@.service"), std::nullopt) << "a template is not a running unit";
+    EXPECT_EQ(unitOfCgroup("/system.slice/@foo.service"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/system.slice/foo bar.service"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/system.slice/foo.service.d"), std::nullopt);
+    EXPECT_EQ(unitOfCgroup("/system.slice/" + std::string(250, 'a') + ".service"), std::nullopt)
+        << "longer than 255";
     EXPECT_EQ(unitOfCgroup("/system.slice/" + std::string(240, 'a') + ".service"),
               std::string(240, 'a') + ".service");
 }

@@ -55,6 +55,15 @@ ERROR_MEMBERS = {"errorName", "from"}
 # The classes generated beside the interface's types; a method named like one gets a `_` suffix in C++.
 GENERATED_CLASSES = ("Server", "Client", "AsyncClient", "Settings")
 
+# The names generated per method (METHOD + suffix): its input and output structs, and the aliases handlers are
+# written with. A type or error named like one is an error in the .varlink file.
+METHOD_SUFFIXES = {
+    "In": "the input struct",
+    "Out": "the output struct",
+    "Reply": "the reply type",
+    "Context": "the context type",
+}
+
 # systemd's marker for a method that answers only calls with `more`: a line of its own in the method's doc
 # comment. sd-varlink's IDL formatter writes it right before `method` for SD_VARLINK_REQUIRES_MORE (its parser
 # keeps it as a comment); `[Supports 'more' flag]` needs nothing: any method may be called with `more`.
@@ -222,11 +231,11 @@ class Generator:
         declared = {s.name: s for s in self.interface.symbols if s.kind != "method"}
         generated = dict.fromkeys(GENERATED_CLASSES)
         for method in self.interface.of_kind("method"):
-            generated[method.name + "In"] = method
-            generated[method.name + "Out"] = method
+            for suffix in METHOD_SUFFIXES:
+                generated[method.name + suffix] = method
         for name, method in generated.items():
             if name in declared:
-                what = f"the {'input' if name.endswith('In') else 'output'} struct of method {method.name}" if method else f"the generated class {name}"
+                what = f"{METHOD_SUFFIXES[name[len(method.name):]]} of method {method.name}" if method else f"the generated class {name}"
                 self.error(declared[name].line, f"'{name}' clashes with {what}; rename it")
 
     def view(self, source_name):

@@ -26,7 +26,7 @@ struct PeerIdentity {
     pid_t pid = 0;
     std::vector<gid_t> groups; // supplementary groups (SO_PEERGROUPS; connections only)
     UniqueFd pidfd;            // the caller's pidfd; invalid when the kernel or the sender gave none
-    std::string securityLabel; // SO_PEERSEC (e.g. an AppArmor or SELinux label); empty when none
+    std::optional<std::string> securityLabel; // SO_PEERSEC (an AppArmor or SELinux label); none without one
 };
 
 // The peer of a connected AF_UNIX socket. The pidfd comes from SO_PEERPIDFD (Linux >= 6.5).
@@ -44,16 +44,17 @@ struct ProcessFacts {
     std::optional<uid_t> euid;        // effective uid
     std::optional<gid_t> egid;        // effective gid
     std::optional<uint64_t> cgroupId; // PIDFD_GET_INFO_CGROUPID
-    std::string cgroup;               // cgroup v2 path, e.g. "/system.slice/foo.service"
-    std::string unit; // the systemd unit of that cgroup ("foo.service", "session-2.scope"), or ""
-    std::string exe;  // resolved /proc/PID/exe; "" when unreadable (e.g. kernel thread, no permission)
-    std::string comm; // /proc/PID/comm
+    // Each of these is absent when the process does not have it or it cannot be read:
+    std::optional<std::string> cgroup; // cgroup v2 path, e.g. "/system.slice/foo.service" (none without v2)
+    std::optional<std::string> unit;   // the systemd unit of that cgroup ("foo.service", "session-2.scope")
+    std::optional<std::string> exe;    // resolved /proc/PID/exe (none: a kernel thread, or no permission)
+    std::optional<std::string> comm;   // /proc/PID/comm
 };
 
 // The systemd unit a cgroup v2 path belongs to, as sd_cgroup_path_get_unit() sees it: the first path
 // component below the slices that names a .service or .scope ("/system.slice/foo.service/x" ->
-// "foo.service"); "" when none.
-[[nodiscard]] std::string unitOfCgroup(std::string_view cgroupPath);
+// "foo.service"); nullopt when none.
+[[nodiscard]] std::optional<std::string> unitOfCgroup(std::string_view cgroupPath);
 
 // The pid a pidfd refers to. ESRCH when the process has exited (it may still be a zombie: see isAlive).
 [[nodiscard]] Result<pid_t> pidOfPidfd(int pidfd);

@@ -138,6 +138,10 @@ public:
     // fds received with the call, when the socket and the method accept them; a handler may move them out.
     [[nodiscard]] std::span<UniqueFd> fds() noexcept { return fds_; }
     [[nodiscard]] bool answered() const noexcept { return finished_; }
+    // Whether the connection has room for more replies: its unsent output is within
+    // ServerOptions::outputSoftLimit. A streaming handler that finds none defers the call and goes on from
+    // DeferredCall::whenWritable().
+    [[nodiscard]] bool writable() const noexcept;
 
     // Takes over the answer: the returned handle replies later (from any callback of the same loop). The call
     // keeps its place in the connection's reply order until the handle sends a final reply or is destroyed
@@ -181,6 +185,14 @@ public:
     [[nodiscard]] const CallFlags& flags() const noexcept { return flags_; }
     [[nodiscard]] bool answered() const noexcept { return finished_; }
     [[nodiscard]] bool connected() const noexcept;
+    // Whether the connection is open and has room for more replies (unsent output within
+    // ServerOptions::outputSoftLimit).
+    [[nodiscard]] bool writable() const noexcept;
+    // Calls `then` once, from the loop, when the connection has room again (soon, if it has room now): how a
+    // streaming handler waits for a peer that reads slowly instead of buffering without bound. If the
+    // connection closes first, `then` is destroyed without being called (and whatever it owns with it). Does
+    // nothing once the call has its final reply.
+    void whenWritable(std::function<void()> then);
 
 private:
     friend class Call;

@@ -6,9 +6,10 @@
 // what they share:
 // - ErrorReply: a typed error reply (full error name + serialized parameters); generated error structs
 //   convert to it, and back with `X::from(errorReply)`;
-// - Reply<Out>: what a handler returns — its output, an error, or `deferred` after ctx.defer();
+// - Reply<Out>: what a handler returns — its output, an error (`return calc::Overflow{};`), or `deferred`
+//   after ctx.defer();
 // - MethodContext<Out> and DeferredReply<Out>: the call as a handler sees it (peer, fds, `more`, further
-//   replies) and an answer given later;
+//   replies, streaming that waits for room) and an answer given later;
 // - MethodSettings: one method's settings (fds, `more`, a Policy); a generated interface's `Settings` struct
 //   has one member per method, so a misspelt method does not compile;
 // - codec: decoding straight from yyjson into the structs, validated as sd-varlink validates parameters
@@ -36,6 +37,7 @@
 #include <expected>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -113,7 +115,12 @@ using AsyncCallback = std::function<void(AsyncReply<Out>)>;
 template <typename Out>
 using AsyncMoreCallback = std::function<void(AsyncReply<Out>, bool continues)>;
 
-// What a typed handler returns: the final reply, an error, or `deferred`.
+// What a typed handler returns: its output, an error, or `deferred`. The generated header names it per method
+// (`calc::ApplyReply` for Reply<calc::ApplyOut>). A handler returns an error as a value, the one way to do
+// so:
+//   return calc::DivisionByZero{};                      an error of the interface (a generated error struct)
+//   return ErrorReply::invalidParameter("n");          one of org.varlink.service, or io.systemd.System
+// A std::expected<Out, E> (E an error struct or ErrorReply) converts too, to pass on what a helper returned.
 template <typename Out>
 class Reply {
 public:
@@ -121,9 +128,6 @@ public:
     Reply(ErrorReply error) : value_(std::in_place_index<1>, std::move(error)) {}
     template <ErrorType E>
     Reply(const E& error) : value_(std::in_place_index<1>, ErrorReply(error)) {}
-    template <typename E>
-    requires std::constructible_from<ErrorReply, E> Reply(std::unexpected<E> error)
-        : value_(std::in_place_index<1>, ErrorReply(std::move(error).error())) {}
     template <typename E>
     requires std::constructible_from<ErrorReply, E> Reply(std::expected<Out, E> result)
         : value_(result ? Value(std::in_place_index<0>, std::move(*result))
@@ -148,8 +152,9 @@ public:
     DeferredReply() = default;
     explicit DeferredReply(DeferredCall call) noexcept : call_(std::move(call)) {}
 
-    // A reply with "continues": true (only when the call has `more`: EBADRQC otherwise).
-    Result<void> send(const Out& out) {
+    // A reply with "continues": true (only when the call has `more`: EBADRQC otherwise). When it fails the
+    // stream is over (ENOTCONN: the caller has gone): stop producing, and drop this handle.
+    [[nodiscard]] Result<void> send(const Out& out) {
         return call_.replyContinues([&](JsonWriter& w) { out.writeMembers(w); });
     }
     // The final reply.
@@ -163,12 +168,30 @@ public:
     [[nodiscard]] bool answered() const noexcept { return call_.answered(); }
     [[nodiscard]] const CallFlags& flags() const noexcept { return call_.flags(); }
     [[nodiscard]] bool more() const noexcept { return call_.flags().more; }
+    // Whether the connection has room for another reply (DeferredCall::writable).
+    [[nodiscard]] bool writable() const noexcept { return call_.writable(); }
+    // Calls `then` once, from the loop, when there is room again; dropped uncalled if the caller goes away
+    // (DeferredCall::whenWritable).
+    void whenWritable(std::function<void()> then) { call_.whenWritable(std::move(then)); }
 
 private:
     DeferredCall call_;
 };
 
-// The call as a typed handler sees it, valid while the handler runs.
+// What MethodContext::stream() takes: fills the next reply and returns whether more follow (false: this one
+// is the last, sent as the final reply).
+template <typename Next, typename Out>
+concept StreamProducer = std::move_constructible<Next> && requires(Next& next, Out& out) {
+    { next(out) } -> std::same_as<bool>;
+};
+
+namespace detail {
+template <typename Out, typename Next>
+void resumeStream(DeferredReply<Out> reply, Next next);
+} // namespace detail
+
+// The call as a typed handler sees it, valid while the handler runs. The generated header names it per method
+// (`calc::FibonacciContext` for MethodContext<calc::FibonacciOut>).
 template <typename Out>
 class MethodContext {
 public:
@@ -177,14 +200,47 @@ public:
     MethodContext& operator=(const MethodContext&) = delete;
 
     [[nodiscard]] const PeerIdentity& peer() const noexcept { return call_.peer(); }
-    // fds passed with the call (only for methods that accept fds, on sockets that accept them).
+    // The fd passed with the call at `index` (as the IDL's parameters number them), borrowed for as long as
+    // the handler runs (dup() it to keep it); nullopt when the call carried no fd there. Fds reach only
+    // methods that accept them (MethodSettings::acceptFds), on sockets that accept them.
+    [[nodiscard]] std::optional<int> fd(int64_t index) const noexcept {
+        auto all = call_.fds();
+        if (index < 0 || static_cast<uint64_t>(index) >= all.size() || !all[static_cast<size_t>(index)])
+            return std::nullopt;
+        return all[static_cast<size_t>(index)].get();
+    }
+    // Every fd passed with the call; a handler may move them out.
     [[nodiscard]] std::span<UniqueFd> fds() noexcept { return call_.fds(); }
     [[nodiscard]] const CallFlags& flags() const noexcept { return call_.flags(); }
     [[nodiscard]] bool more() const noexcept { return call_.flags().more; }
 
-    // A further reply with "continues": true; EBADRQC when the call was made without `more`.
-    Result<void> send(const Out& out) {
+    // A further reply with "continues": true. Fails with EBADRQC when the call was made without `more`, and
+    // ENOTCONN when the caller has gone; either way the stream is over: return (an error reply, which goes
+    // nowhere if the caller has gone). A handler that streams more than a few replies uses stream() instead,
+    // which also waits for a caller that reads slowly.
+    [[nodiscard]] Result<void> send(const Out& out) {
         return call_.replyContinues([&](JsonWriter& w) { out.writeMembers(w); });
+    }
+    // Whether the connection has room for another reply (Call::writable): a streaming handler that finds none
+    // defers the call and goes on from DeferredReply::whenWritable(). stream() does that.
+    [[nodiscard]] bool writable() const noexcept { return call_.writable(); }
+    // Streams the replies `next` produces: `next(out)` fills the next one and returns whether more follow.
+    // Replies go out while the connection has room; when it has none (the caller reads slowly) the call is
+    // deferred and `next` is called again when there is room, so the output buffer stays bounded. If the
+    // caller goes away, `next` is dropped. Returns what the handler returns: `return ctx.stream(...)`.
+    template <StreamProducer<Out> Next>
+    [[nodiscard]] Reply<Out> stream(Next next) {
+        for (;;) {
+            if (!call_.writable()) {
+                detail::resumeStream(defer(), std::move(next));
+                return deferred;
+            }
+            Out out{};
+            if (!next(out))
+                return out;
+            if (auto sent = send(out); !sent)
+                return ErrorReply::system(sent.error().code());
+        }
     }
     // Takes over the answer; the handler then returns svckit::varlink::deferred.
     [[nodiscard]] DeferredReply<Out> defer() { return DeferredReply<Out>(call_.defer()); }
@@ -194,6 +250,38 @@ public:
 private:
     Call& call_;
 };
+
+namespace detail {
+// The deferred part of MethodContext::stream(): sends while there is room, then waits for more.
+template <typename Out, typename Next>
+class Stream : public std::enable_shared_from_this<Stream<Out, Next>> {
+public:
+    Stream(DeferredReply<Out> reply, Next next) : reply_(std::move(reply)), next_(std::move(next)) {}
+
+    void resume() {
+        while (reply_.writable()) {
+            Out out{};
+            if (!next_(out)) {
+                (void)reply_.reply(out);
+                return;
+            }
+            if (auto sent = reply_.send(out); !sent)
+                return; // the caller has gone: nobody to answer
+        }
+        // No room (or no connection: then whenWritable drops the callback, and this stream with it).
+        reply_.whenWritable([self = this->shared_from_this()] { self->resume(); });
+    }
+
+private:
+    DeferredReply<Out> reply_;
+    Next next_;
+};
+
+template <typename Out, typename Next>
+void resumeStream(DeferredReply<Out> reply, Next next) {
+    std::make_shared<Stream<Out, Next>>(std::move(reply), std::move(next))->resume();
+}
+} // namespace detail
 
 // The settings of one method of a generated interface. A generated interface has a `Settings` struct with one
 // such member per method, in IDL order, which its Server's interface() takes; a misspelt method is a compile

@@ -105,6 +105,15 @@ struct Overflow {
     bool operator==(const Overflow&) const = default;
 };
 
+// What each method's handler returns and the call as it sees it:
+// `ApplyReply Apply(ApplyIn in, ApplyContext& ctx) override`.
+using EchoReply = ::svckit::varlink::Reply<EchoOut>;
+using EchoContext = ::svckit::varlink::MethodContext<EchoOut>;
+using AddReply = ::svckit::varlink::Reply<AddOut>;
+using AddContext = ::svckit::varlink::MethodContext<AddOut>;
+using CountReply = ::svckit::varlink::Reply<CountOut>;
+using CountContext = ::svckit::varlink::MethodContext<CountOut>;
+
 // The settings of each method for Server::interface(), one member per method in IDL order (designated
 // initializers follow it), so that a misspelt method does not compile:
 // `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
@@ -116,8 +125,9 @@ struct Settings {
 };
 
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
-// handler returns its output, an error (an error struct of this interface or any ErrorReply), or
-// ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
+// handler returns its output, an error as a value (`return SomeError{...};`, an error struct of this
+// interface, or an ::svckit::varlink::ErrorReply), or ::svckit::varlink::deferred after taking ctx.defer().
+// Parameters are validated before a handler runs.
 class Server {
 public:
     Server(const Server&) = delete;

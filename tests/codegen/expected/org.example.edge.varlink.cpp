@@ -40,6 +40,9 @@ constexpr char descriptionText[] =
     "# Named like the generated settings struct.\n"
     "method Settings() -> ()\n"
     "\n"
+    "# Named like the context alias of Nothing: a member of Server, which the namespace-scope alias does not meet.\n"
+    "method NothingContext() -> ()\n"
+    "\n"
     "error Bare ()\n";
 
 } // namespace
@@ -369,6 +372,40 @@ void SettingsOut::writeMembers(::svckit::varlink::JsonWriter& w) const {
     (void)w;
 }
 
+::svckit::varlink::codec::Status NothingContextIn::decode(yyjson_val* object, NothingContextIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad) {
+    (void)out;
+    ::svckit::varlink::codec::ObjectDecoder<0> fields(mode);
+    yyjson_obj_iter iter = yyjson_obj_iter_with(object);
+    while (yyjson_val* key = yyjson_obj_iter_next(&iter)) {
+        ::std::string_view name(yyjson_get_str(key), yyjson_get_len(key));
+        fields.unknown(name);
+    }
+    static constexpr ::std::array<::svckit::varlink::codec::FieldInfo, 0> info = {
+    };
+    return fields.finish(info, bad);
+}
+
+void NothingContextIn::writeMembers(::svckit::varlink::JsonWriter& w) const {
+    (void)w;
+}
+
+::svckit::varlink::codec::Status NothingContextOut::decode(yyjson_val* object, NothingContextOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad) {
+    (void)out;
+    ::svckit::varlink::codec::ObjectDecoder<0> fields(mode);
+    yyjson_obj_iter iter = yyjson_obj_iter_with(object);
+    while (yyjson_val* key = yyjson_obj_iter_next(&iter)) {
+        ::std::string_view name(yyjson_get_str(key), yyjson_get_len(key));
+        fields.unknown(name);
+    }
+    static constexpr ::std::array<::svckit::varlink::codec::FieldInfo, 0> info = {
+    };
+    return fields.finish(info, bad);
+}
+
+void NothingContextOut::writeMembers(::svckit::varlink::JsonWriter& w) const {
+    (void)w;
+}
+
 ::svckit::varlink::codec::Status Bare::decode(yyjson_val* object, Bare& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad) {
     (void)out;
     ::svckit::varlink::codec::ObjectDecoder<0> fields(mode);
@@ -396,7 +433,7 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
         .description = ::std::string(interfaceDescription),
         .methods = {},
     };
-    result.methods.reserve(3);
+    result.methods.reserve(4);
     result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
         .name = "Nothing",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Nothing); },
@@ -409,6 +446,10 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
         .name = "Settings",
         .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::Settings_); },
     }, settings.Settings_));
+    result.methods.push_back(::svckit::varlink::detail::method(::svckit::varlink::Method{
+        .name = "NothingContext",
+        .handler = [this](::svckit::varlink::Call& call) { ::svckit::varlink::detail::dispatch(call, *this, &Server::NothingContext); },
+    }, settings.NothingContext));
     return result;
 }
 
@@ -448,6 +489,18 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
     return ::svckit::varlink::detail::callMore<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, each, fds);
 }
 
+::svckit::Result<::std::expected<NothingContextOut, ::svckit::varlink::ErrorReply>> Client::NothingContext(const NothingContextIn& in, ::std::span<const int> fds) {
+    return ::svckit::varlink::detail::call<NothingContextOut>(connection_, "org.example-edge.v2.NothingContext", in, fds);
+}
+
+::svckit::Result<void> Client::NothingContext(const NothingContextIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds) {
+    return ::svckit::varlink::detail::callOneway(connection_, "org.example-edge.v2.NothingContext", in, fds);
+}
+
+::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Client::NothingContext(const NothingContextIn& in, const ::std::function<void(NothingContextOut&&)>& each, ::std::span<const int> fds) {
+    return ::svckit::varlink::detail::callMore<NothingContextOut>(connection_, "org.example-edge.v2.NothingContext", in, each, fds);
+}
+
 ::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Nothing(const NothingIn& in, ::svckit::varlink::AsyncCallback<NothingOut> done, const ::svckit::varlink::CallOptions& options) {
     return ::svckit::varlink::detail::asyncCall<NothingOut>(connection_, "org.example-edge.v2.Nothing", in, ::std::move(done), options);
 }
@@ -482,6 +535,18 @@ void Bare::writeMembers(::svckit::varlink::JsonWriter& w) const {
 
 ::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::Settings_(const SettingsIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<SettingsOut> each, const ::svckit::varlink::CallOptions& options) {
     return ::svckit::varlink::detail::asyncCallMore<SettingsOut>(connection_, "org.example-edge.v2.Settings", in, ::std::move(each), options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::NothingContext(const NothingContextIn& in, ::svckit::varlink::AsyncCallback<NothingContextOut> done, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCall<NothingContextOut>(connection_, "org.example-edge.v2.NothingContext", in, ::std::move(done), options);
+}
+
+::svckit::Result<void> AsyncClient::NothingContext(const NothingContextIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncOneway(connection_, "org.example-edge.v2.NothingContext", in, options);
+}
+
+::svckit::Result<::svckit::varlink::PendingCall> AsyncClient::NothingContext(const NothingContextIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<NothingContextOut> each, const ::svckit::varlink::CallOptions& options) {
+    return ::svckit::varlink::detail::asyncCallMore<NothingContextOut>(connection_, "org.example-edge.v2.NothingContext", in, ::std::move(each), options);
 }
 
 

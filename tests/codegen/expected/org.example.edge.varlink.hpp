@@ -169,6 +169,24 @@ struct SettingsOut {
     bool operator==(const SettingsOut&) const = default;
 };
 
+// The input of NothingContext.
+struct NothingContextIn {
+    // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
+    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NothingContextIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    // Writes the members (absent optionals are left out).
+    void writeMembers(::svckit::varlink::JsonWriter& w) const;
+    bool operator==(const NothingContextIn&) const = default;
+};
+
+// The output of NothingContext.
+struct NothingContextOut {
+    // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
+    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NothingContextOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    // Writes the members (absent optionals are left out).
+    void writeMembers(::svckit::varlink::JsonWriter& w) const;
+    bool operator==(const NothingContextOut&) const = default;
+};
+
 struct Bare {
     static constexpr ::std::string_view errorName = "org.example-edge.v2.Bare";
 
@@ -181,6 +199,17 @@ struct Bare {
     bool operator==(const Bare&) const = default;
 };
 
+// What each method's handler returns and the call as it sees it:
+// `ApplyReply Apply(ApplyIn in, ApplyContext& ctx) override`.
+using NothingReply = ::svckit::varlink::Reply<NothingOut>;
+using NothingContext = ::svckit::varlink::MethodContext<NothingOut>;
+using ServerReply = ::svckit::varlink::Reply<ServerOut>;
+using ServerContext = ::svckit::varlink::MethodContext<ServerOut>;
+using SettingsReply = ::svckit::varlink::Reply<SettingsOut>;
+using SettingsContext = ::svckit::varlink::MethodContext<SettingsOut>;
+using NothingContextReply = ::svckit::varlink::Reply<NothingContextOut>;
+using NothingContextContext = ::svckit::varlink::MethodContext<NothingContextOut>;
+
 // The settings of each method for Server::interface(), one member per method in IDL order (designated
 // initializers follow it), so that a misspelt method does not compile:
 // `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
@@ -189,11 +218,13 @@ struct Settings {
     ::svckit::varlink::MethodSettings Nothing{};
     ::svckit::varlink::MethodSettings Server_{};
     ::svckit::varlink::MethodSettings Settings_{};
+    ::svckit::varlink::MethodSettings NothingContext{};
 };
 
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
-// handler returns its output, an error (an error struct of this interface or any ErrorReply), or
-// ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
+// handler returns its output, an error as a value (`return SomeError{...};`, an error struct of this
+// interface, or an ::svckit::varlink::ErrorReply), or ::svckit::varlink::deferred after taking ctx.defer().
+// Parameters are validated before a handler runs.
 class Server {
 public:
     Server(const Server&) = delete;
@@ -209,6 +240,9 @@ public:
 
     // Named like the generated settings struct.
     virtual ::svckit::varlink::Reply<SettingsOut> Settings_(SettingsIn in, ::svckit::varlink::MethodContext<SettingsOut>& ctx) = 0;
+
+    // Named like the context alias of Nothing: a member of Server, which the namespace-scope alias does not meet.
+    virtual ::svckit::varlink::Reply<NothingContextOut> NothingContext(NothingContextIn in, ::svckit::varlink::MethodContext<NothingContextOut>& ctx) = 0;
 
     // The interface, its handlers bound to this object (which must outlive the varlink::Server), each method
     // with its settings: whether it accepts fds, requires `more`, and who may call it.
@@ -241,6 +275,11 @@ public:
     ::svckit::Result<void> Settings_(const SettingsIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
     ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> Settings_(const SettingsIn& in, const ::std::function<void(SettingsOut&&)>& each, ::std::span<const int> fds = {});
 
+    // Named like the context alias of Nothing: a member of Server, which the namespace-scope alias does not meet.
+    ::svckit::Result<::std::expected<NothingContextOut, ::svckit::varlink::ErrorReply>> NothingContext(const NothingContextIn& in, ::std::span<const int> fds = {});
+    ::svckit::Result<void> NothingContext(const NothingContextIn& in, ::svckit::varlink::Oneway, ::std::span<const int> fds = {});
+    ::svckit::Result<::std::expected<void, ::svckit::varlink::ErrorReply>> NothingContext(const NothingContextIn& in, const ::std::function<void(NothingContextOut&&)>& each, ::std::span<const int> fds = {});
+
     [[nodiscard]] ::svckit::varlink::Client& connection() noexcept { return connection_; }
 
 private:
@@ -270,6 +309,11 @@ public:
     [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Settings_(const SettingsIn& in, ::svckit::varlink::AsyncCallback<SettingsOut> done, const ::svckit::varlink::CallOptions& options = {});
     ::svckit::Result<void> Settings_(const SettingsIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
     [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> Settings_(const SettingsIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<SettingsOut> each, const ::svckit::varlink::CallOptions& options = {});
+
+    // Named like the context alias of Nothing: a member of Server, which the namespace-scope alias does not meet.
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> NothingContext(const NothingContextIn& in, ::svckit::varlink::AsyncCallback<NothingContextOut> done, const ::svckit::varlink::CallOptions& options = {});
+    ::svckit::Result<void> NothingContext(const NothingContextIn& in, ::svckit::varlink::Oneway, const ::svckit::varlink::CallOptions& options = {});
+    [[nodiscard]] ::svckit::Result<::svckit::varlink::PendingCall> NothingContext(const NothingContextIn& in, ::svckit::varlink::More, ::svckit::varlink::AsyncMoreCallback<NothingContextOut> each, const ::svckit::varlink::CallOptions& options = {});
 
     [[nodiscard]] ::svckit::varlink::AsyncClient& connection() noexcept { return connection_; }
 

@@ -328,6 +328,19 @@ struct Moved {
     bool operator==(const Moved&) const = default;
 };
 
+// What each method's handler returns and the call as it sees it:
+// `ApplyReply Apply(ApplyIn in, ApplyContext& ctx) override`.
+using MirrorReply = ::svckit::varlink::Reply<MirrorOut>;
+using MirrorContext = ::svckit::varlink::MethodContext<MirrorOut>;
+using TreeReply = ::svckit::varlink::Reply<TreeOut>;
+using TreeContext = ::svckit::varlink::MethodContext<TreeOut>;
+using WalkReply = ::svckit::varlink::Reply<WalkOut>;
+using WalkContext = ::svckit::varlink::MethodContext<WalkOut>;
+using FailReply = ::svckit::varlink::Reply<FailOut>;
+using FailContext = ::svckit::varlink::MethodContext<FailOut>;
+using PingReply = ::svckit::varlink::Reply<PingOut>;
+using PingContext = ::svckit::varlink::MethodContext<PingOut>;
+
 // The settings of each method for Server::interface(), one member per method in IDL order (designated
 // initializers follow it), so that a misspelt method does not compile:
 // `Settings{.Method = {.acceptFds = true, .policy = ::svckit::Policy::rootOnly()}}`. A method whose doc comment
@@ -341,8 +354,9 @@ struct Settings {
 };
 
 // The service side: derive, implement every method, and register interface() with a varlink::Server. A
-// handler returns its output, an error (an error struct of this interface or any ErrorReply), or
-// ::svckit::varlink::deferred after taking ctx.defer(). Parameters are validated before a handler runs.
+// handler returns its output, an error as a value (`return SomeError{...};`, an error struct of this
+// interface, or an ::svckit::varlink::ErrorReply), or ::svckit::varlink::deferred after taking ctx.defer().
+// Parameters are validated before a handler runs.
 class Server {
 public:
     Server(const Server&) = delete;
