@@ -300,6 +300,19 @@ protected:
     std::string socketPath() const { return dir.path() + "/varlink.sock"; }
     std::pair<std::string, std::string> socketEnv() const { return {"FIXTURE_SOCKET", socketPath()}; }
 
+    // A connection to socketPath() with one call in flight that the fixture holds (Later, answered at SIGUSR1 or
+    // never), once the service reports it pending.
+    UniqueFd connectWithCallPending(NotifySocket& notify, const Process& p) {
+        UniqueFd client = connectWhenReady(socketPath());
+        EXPECT_TRUE(client);
+        if (!client)
+            return client;
+        EXPECT_TRUE(
+            sendCall(client.get(), R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
+        EXPECT_TRUE(notify.waitFor("STATUS=1 call(s) pending")) << notify.seen() << p.err();
+        return client;
+    }
+
     // The pids of the two workers serving socketPath(), each from a reply: the worker that answers first is
     // made to hold its loop (Hold), so the next connection can only be accepted by the other one.
     std::pair<pid_t, pid_t> bothWorkers(Process& p) {
@@ -443,12 +456,8 @@ TEST_F(ServiceLifecycle, SigtermFinishesInFlightCallsThenExitsZero) {
     NotifySocket notify(dir.path() + "/notify");
     Process p(dir, {.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}});
     ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
-    UniqueFd client = connectWhenReady(socketPath());
-    ASSERT_TRUE(client);
-    // Answered at SIGUSR1 below, not by its own timer.
-    ASSERT_TRUE(
-        sendCall(client.get(), R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
-    ASSERT_TRUE(notify.waitFor("STATUS=1 call(s) pending")) << notify.seen() << p.err();
+    UniqueFd client = connectWithCallPending(notify, p); // answered at SIGUSR1 below, not by its own timer
+    ASSERT_FALSE(HasFailure());
     p.signal(SIGTERM);
     ASSERT_TRUE(notify.waitFor("STOPPING=1")) << notify.seen();
     // No new connections once stopping: the socket it bound itself is closed (STOPPING=1 comes first, so
@@ -468,12 +477,9 @@ TEST_F(ServiceLifecycle, SigtermGivesUnansweredCallsTenSecondsThenExitsZero) {
     NotifySocket notify(dir.path() + "/notify");
     Process p(dir, {.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}});
     ASSERT_TRUE(notify.waitFor("READY=1")) << p.err();
-    UniqueFd client = connectWhenReady(socketPath());
-    ASSERT_TRUE(client);
     // A call that is not answered before the drain timeout (10 s, a constant of service.cpp).
-    ASSERT_TRUE(
-        sendCall(client.get(), R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
-    ASSERT_TRUE(notify.waitFor("STATUS=1 call(s) pending")) << notify.seen() << p.err();
+    UniqueFd client = connectWithCallPending(notify, p);
+    ASSERT_FALSE(HasFailure());
     auto sent = std::chrono::steady_clock::now();
     p.signal(SIGTERM);
     auto code = p.wait(60000ms);
