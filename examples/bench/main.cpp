@@ -2,15 +2,15 @@
 // sd-varlink and the no-JSON floor (bench/varlink). Written on the C++ bindings generated from
 // org.example.bench.varlink (tools/varlink-codegen): parameters arrive decoded and validated.
 //
-//   svckit-example-bench [PATH]   socket-activated (fd named "varlink"), or binds PATH itself (=
-//   --listen=PATH);
-//                                 the standard flags of svckit::run() (--help, --print-units, ...) too
+//   svckit-example-bench [PATH]   socket-activated (fd named "varlink"), or binds PATH itself (the same as
+//                                 --listen=PATH: bench/varlink/run, profile and the tests start servers as
+//                                 `SERVER PATH`); the standard flags of svckit::run() (--help, ...) too
 #include "org.example.bench.varlink.hpp"
 
 #include <svckit/service.hpp>
 
+#include <span>
 #include <string>
-#include <vector>
 
 namespace {
 
@@ -57,18 +57,24 @@ class Bench final : public Service, private BenchService {
 public:
     // Count requires `more` as the .varlink file says ([Requires 'more' flag]); nothing else to set.
     Bench() : Service(benchSpec()) { addVarlink(interface()); }
+
+    // The positional PATH is --listen=PATH.
+    static CommandLine commandLine() {
+        return {.positionalUsage = "[PATH]",
+                .positionalHelp = "PATH: bind the varlink socket on PATH, the same as --listen=PATH",
+                .positional = [](std::span<const std::string> arguments, RunOptions& run) -> Result<void> {
+                    if (arguments.size() > 1)
+                        return fail(EINVAL, "Unexpected argument '{}': one PATH at most", arguments[1]);
+                    if (run.listenPath)
+                        return fail(EINVAL, "PATH and --listen=PATH exclude each other");
+                    run.listenPath = arguments[0];
+                    return {};
+                }};
+    }
 };
 
 } // namespace
 
 int main(int argc, char** argv) {
-    // `svckit-example-bench PATH` (what bench/varlink/run and the tests start) is `--listen=PATH`.
-    std::vector<std::string> args(argv, argv + argc);
-    if (args.size() == 2 && !args[1].starts_with("-"))
-        args[1] = "--listen=" + args[1];
-    std::vector<char*> pointers;
-    for (std::string& a : args)
-        pointers.push_back(a.data());
-    pointers.push_back(nullptr);
-    return svckit::run<Bench>(static_cast<int>(args.size()), pointers.data());
+    return svckit::run<Bench>(argc, argv);
 }

@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <map>
 #include <print>
 #include <format>
 #include <sys/prctl.h>
@@ -34,6 +35,22 @@ void notify(bool enabled, const std::string& state) {
 }
 
 } // namespace
+
+namespace detail {
+
+const SocketSpec& firstSocket(const ServiceSpec& spec) {
+    auto first = std::ranges::find_if(spec.sockets, [](const SocketSpec& s) { return !s.accept; });
+    return first != spec.sockets.end() ? *first : spec.sockets.front();
+}
+
+std::string socketNames(const ServiceSpec& spec) {
+    std::string names;
+    for (const SocketSpec& s : spec.sockets)
+        names += (names.empty() ? "" : ", ") + s.name;
+    return names;
+}
+
+} // namespace detail
 
 struct Service::Acquired {
     SocketSpec spec;
@@ -130,15 +147,32 @@ Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& option
     if (spec_.sockets.empty())
         return fail(EINVAL, "Service '{}' declares no sockets", spec_.name);
 
-    if (options.listenPath) {
-        auto first = std::ranges::find_if(spec_.sockets, [](const SocketSpec& s) { return !s.accept; });
-        SocketSpec spec = first != spec_.sockets.end() ? *first : spec_.sockets.front();
-        spec.address = *options.listenPath;
-        spec.accept = false;
-        auto fd = bindSocket(spec);
-        if (!fd)
-            return std::unexpected(fd.error());
-        sockets.push_back({.spec = std::move(spec), .fd = std::move(*fd), .connected = false});
+    if (options.listenPath || !options.listenNamed.empty()) {
+        // --listen: exactly the sockets named, each on its path; the others are not served.
+        std::map<std::string, std::string, std::less<>> paths(options.listenNamed.begin(),
+                                                              options.listenNamed.end());
+        if (options.listenPath) {
+            const SocketSpec& first = detail::firstSocket(spec_);
+            if (!paths.emplace(first.name, *options.listenPath).second)
+                return fail(EINVAL, "--listen=PATH and --listen={}=PATH both name the first socket",
+                            first.name);
+        }
+        for (const auto& [name, path] : paths)
+            if (std::ranges::none_of(spec_.sockets, [&](const SocketSpec& s) { return s.name == name; }))
+                return fail(EINVAL, "--listen={}=PATH: the spec has no socket '{}' (its sockets: {})", name,
+                            name, detail::socketNames(spec_));
+        for (const SocketSpec& spec : spec_.sockets) {
+            auto path = paths.find(spec.name);
+            if (path == paths.end())
+                continue;
+            SocketSpec own = spec;
+            own.address = path->second;
+            own.accept = false; // bound here, it is served as a listening socket
+            auto fd = bindSocket(own);
+            if (!fd)
+                return std::unexpected(fd.error());
+            sockets.push_back({.spec = std::move(own), .fd = std::move(*fd), .connected = false});
+        }
         return sockets;
     }
 

@@ -1,6 +1,7 @@
 // A small svckit service for the Service lifecycle tests: its spec and behaviour come from environment
 // variables so one binary covers every case (tests/integration/service_lifecycle_test.cpp).
 //   FIXTURE_SOCKET          the varlink socket's address (default /run/svckit-test-fixture.sock)
+//   FIXTURE_SECOND_SOCKET   the spec has a second varlink socket, "second", at this address
 //   FIXTURE_PASS_FDS=1      the socket accepts fds (AcceptFileDescriptors=yes)
 //   FIXTURE_ACCEPT=1        the socket is Accept=yes (the service gets one connection)
 //   FIXTURE_EXIT_ON_IDLE_MS exit-on-idle
@@ -13,6 +14,8 @@
 //                           in a callback (STATUS=holding the loop) until PATH exists; the idle timer is due
 //                           by then, and runs before anything that arrived meanwhile (sd-event dispatches a
 //                           defer source due since the first iteration before a timer due since a later one)
+// Its own command-line options (svckit::run<T>() with T::Options): --greeting=TEXT (-g TEXT; empty is
+// refused), which start() logs as "fixture: greeting 'TEXT'", and the flag --loud, which upper-cases it.
 // Interface io.svckit.test.Fixture: Pid() -> (pid) answers with the serving process's pid; Later(ms) answers
 // after ms milliseconds from a timer, or at SIGUSR1 (an in-flight call for graceful-stop tests; STATUS= says
 // how many are pending); Forget() returns without answering; Hold(path) stops the serving process's loop
@@ -31,6 +34,7 @@
 #include <string>
 #include <thread>
 #include <unistd.h>
+#include <cctype>
 #include <vector>
 
 namespace {
@@ -48,7 +52,7 @@ std::chrono::milliseconds envMs(const char* name) {
 }
 
 ServiceSpec fixtureSpec() {
-    return ServiceSpec{
+    ServiceSpec spec{
         .name = "svckit-test-fixture",
         .description = "svckit Service test fixture",
         .version = "1.2.3",
@@ -60,6 +64,9 @@ ServiceSpec fixtureSpec() {
         .exitOnIdle = envMs("FIXTURE_EXIT_ON_IDLE_MS"),
         .workers = static_cast<unsigned>(std::atoi(env("FIXTURE_WORKERS", "1").c_str())),
     };
+    if (std::string second = env("FIXTURE_SECOND_SOCKET"); !second.empty())
+        spec.sockets.push_back(SocketSpec{.name = "second", .address = second});
+    return spec;
 }
 
 // Waits (bounded) until `path` exists: the test's signal to let a held loop go on.
@@ -82,7 +89,35 @@ method Hold(path: string) -> ()
 
 class Fixture : public Service {
 public:
-    Fixture() : Service(fixtureSpec()) {
+    struct Options {
+        std::string greeting = "hello";
+        bool loud = false;
+    };
+    static CommandLine commandLine(Options& values) {
+        return {.options = {
+                    {.name = "greeting",
+                     .shortName = 'g',
+                     .argument = "TEXT",
+                     .help = "What start() logs (fixture option)",
+                     .set = [&values](std::string_view text) -> Result<void> {
+                         if (text.empty())
+                             return fail(EINVAL, "the greeting must not be empty");
+                         values.greeting = text;
+                         return {};
+                     }},
+                    {.name = "loud",
+                     .help = "Upper-case the greeting",
+                     .set = [&values](std::string_view) -> Result<void> {
+                         values.loud = true;
+                         return {};
+                     }},
+                }};
+    }
+
+    explicit Fixture(const Options& options) : Service(fixtureSpec()), greeting_(options.greeting) {
+        if (options.loud)
+            for (char& c : greeting_)
+                c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         varlink::Interface interface {
             .name = "io.svckit.test.Fixture", .description = std::string(description), .methods = {
                 {.name = "Pid",
@@ -126,6 +161,7 @@ protected:
         if (auto once = first->enableOnce(); !once)
             return std::unexpected(once.error());
         first_ = std::move(*first);
+        logInfo("fixture: greeting '{}'", greeting_);
         setStatus("fixture started");
         return {};
     }
@@ -177,6 +213,7 @@ private:
         setStatus(std::format("{} call(s) pending", pending_.size()));
     }
 
+    std::string greeting_;
     uint64_t next_ = 0;
     std::map<uint64_t, std::shared_ptr<varlink::DeferredCall>> pending_;
     std::map<uint64_t, EventSource> timers_;

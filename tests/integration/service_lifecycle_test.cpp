@@ -300,15 +300,15 @@ protected:
     std::string socketPath() const { return dir.path() + "/varlink.sock"; }
     std::pair<std::string, std::string> socketEnv() const { return {"FIXTURE_SOCKET", socketPath()}; }
 
-    // A connection to socketPath() with one call in flight that the fixture holds (Later, answered at SIGUSR1 or
-    // never), once the service reports it pending.
+    // A connection to socketPath() with one call in flight that the fixture holds (Later, answered at SIGUSR1
+    // or never), once the service reports it pending.
     UniqueFd connectWithCallPending(NotifySocket& notify, const Process& p) {
         UniqueFd client = connectWhenReady(socketPath());
         EXPECT_TRUE(client);
         if (!client)
             return client;
-        EXPECT_TRUE(
-            sendCall(client.get(), R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
+        EXPECT_TRUE(sendCall(client.get(),
+                             R"({"method":"io.svckit.test.Fixture.Later","parameters":{"ms":600000}})"));
         EXPECT_TRUE(notify.waitFor("STATUS=1 call(s) pending")) << notify.seen() << p.err();
         return client;
     }
@@ -337,10 +337,49 @@ TEST_F(ServiceLifecycle, HelpNamesTheStandardFlagsAndTheSockets) {
     Process p(dir, {.args = {"--help"}, .env = {socketEnv()}});
     ASSERT_EQ(p.wait(), 0);
     std::string out = p.out();
-    for (std::string_view flag : {"--help", "--version", "--print-units", "--listen=PATH", "--check"})
+    for (std::string_view flag :
+         {"--help", "--version", "--print-units", "--listen=PATH", "--listen=NAME=PATH", "--check"})
         EXPECT_NE(out.find(flag), std::string::npos) << flag << " missing in:\n" << out;
     EXPECT_NE(out.find(socketPath()), std::string::npos) << out;
     EXPECT_NE(out.find("svckit Service test fixture"), std::string::npos) << out;
+}
+
+TEST_F(ServiceLifecycle, HelpListsTheServiceOptionsUnderTheStandardOnes) {
+    Process p(dir, {.args = {"--help"}, .env = {socketEnv()}});
+    ASSERT_EQ(p.wait(), 0);
+    std::string out = p.out();
+    auto standard = out.find("--check");
+    auto own = out.find("Options of svckit-test-fixture:");
+    auto greeting = out.find("-g --greeting=TEXT");
+    auto loud = out.find("--loud");
+    ASSERT_NE(greeting, std::string::npos) << out;
+    ASSERT_NE(loud, std::string::npos) << out;
+    EXPECT_NE(out.find("What start() logs (fixture option)"), std::string::npos) << out;
+    ASSERT_NE(own, std::string::npos) << out;
+    EXPECT_LT(standard, own) << out;
+    EXPECT_LT(own, greeting) << out;
+}
+
+TEST_F(ServiceLifecycle, AServiceOptionReachesTheServiceItsConstructorAndStart) {
+    for (const auto& [args, greeting] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{}, "hello"}, {{"--greeting=bonjour"}, "bonjour"}, {{"-g", "hi", "--loud"}, "HI"}}) {
+        Process p(dir, {.args = args, .env = {socketEnv()}});
+        EXPECT_TRUE(p.waitForErr(std::format("fixture: greeting '{}'", greeting))) << p.err();
+        p.signal(SIGTERM);
+        EXPECT_EQ(p.wait(), 0);
+    }
+}
+
+TEST_F(ServiceLifecycle, AServiceOptionsRefusedValueIsAUsageError) {
+    Process p(dir, {.args = {"--greeting="}, .env = {socketEnv()}});
+    ASSERT_EQ(p.wait(), 2);
+    EXPECT_NE(p.err().find("--greeting: the greeting must not be empty"), std::string::npos) << p.err();
+}
+
+TEST_F(ServiceLifecycle, AnOptionWithoutItsArgumentIsAUsageError) {
+    Process p(dir, {.args = {"--greeting"}, .env = {socketEnv()}});
+    ASSERT_EQ(p.wait(), 2);
+    EXPECT_NE(p.err().find("Option '--greeting' needs an argument"), std::string::npos) << p.err();
 }
 
 TEST_F(ServiceLifecycle, VersionPrintsNameAndVersion) {
@@ -349,10 +388,18 @@ TEST_F(ServiceLifecycle, VersionPrintsNameAndVersion) {
     EXPECT_EQ(p.out(), "svckit-test-fixture 1.2.3\n");
 }
 
-TEST_F(ServiceLifecycle, UnknownArgumentIsAUsageError) {
-    Process p(dir, {.args = {"--frobnicate"}});
+TEST_F(ServiceLifecycle, UnknownOptionIsAUsageError) {
+    for (std::string_view option : {"--frobnicate", "-x"}) {
+        Process p(dir, {.args = {std::string(option)}});
+        ASSERT_EQ(p.wait(), 2) << option;
+        EXPECT_NE(p.err().find(std::format("Unknown option '{}'", option)), std::string::npos) << p.err();
+    }
+}
+
+TEST_F(ServiceLifecycle, APositionalArgumentIsAUsageErrorWhenTheServiceTakesNone) {
+    Process p(dir, {.args = {"stray"}});
     ASSERT_EQ(p.wait(), 2);
-    EXPECT_NE(p.err().find("Unknown argument '--frobnicate'"), std::string::npos) << p.err();
+    EXPECT_NE(p.err().find("Unknown argument 'stray'"), std::string::npos) << p.err();
 }
 
 TEST_F(ServiceLifecycle, PrintUnitsWritesSocketAndServiceFromTheSpec) {
@@ -394,6 +441,56 @@ TEST_F(ServiceLifecycle, ListenServesOnTheGivenPath) {
     EXPECT_FALSE(std::filesystem::exists(socketPath()));
     p.signal(SIGINT);
     EXPECT_EQ(p.wait(), 0);
+}
+
+TEST_F(ServiceLifecycle, ListenNameServesEachNamedSocketOnItsPathAndOnlyThose) {
+    std::string secondSpec = dir.path() + "/second-spec.sock";
+    std::string first = dir.path() + "/first.sock";
+    std::string second = dir.path() + "/second.sock";
+    {
+        // The old form for the first socket and NAME=PATH for the second, in either order.
+        Process p(dir, {.args = {"--listen=second=" + second, "--listen", first},
+                        .env = {socketEnv(), {"FIXTURE_SECOND_SOCKET", secondSpec}}});
+        EXPECT_NE(pidCall(first).find(std::format("\"pid\":{}", p.pid())), std::string::npos) << p.err();
+        EXPECT_NE(pidCall(second).find(std::format("\"pid\":{}", p.pid())), std::string::npos) << p.err();
+        EXPECT_FALSE(std::filesystem::exists(socketPath()));
+        EXPECT_FALSE(std::filesystem::exists(secondSpec));
+        p.signal(SIGTERM);
+        EXPECT_EQ(p.wait(), 0);
+    }
+    std::filesystem::remove(first);
+    std::filesystem::remove(second);
+    {
+        // Only the socket named is served: the first one is bound nowhere.
+        Process p(dir, {.args = {"--listen=second=" + second},
+                        .env = {socketEnv(), {"FIXTURE_SECOND_SOCKET", secondSpec}}});
+        EXPECT_NE(pidCall(second).find(std::format("\"pid\":{}", p.pid())), std::string::npos) << p.err();
+        EXPECT_FALSE(std::filesystem::exists(socketPath()));
+        EXPECT_FALSE(std::filesystem::exists(secondSpec));
+        p.signal(SIGTERM);
+        EXPECT_EQ(p.wait(), 0);
+    }
+}
+
+TEST_F(ServiceLifecycle, ListenWithAnUnknownSocketNameIsAUsageErrorNamingTheSockets) {
+    Process p(dir, {.args = {"--listen=third=" + dir.path() + "/x.sock"},
+                    .env = {socketEnv(), {"FIXTURE_SECOND_SOCKET", dir.path() + "/second-spec.sock"}}});
+    ASSERT_EQ(p.wait(), 2);
+    EXPECT_NE(p.err().find("the spec has no socket 'third' (its sockets: varlink, second)"),
+              std::string::npos)
+        << p.err();
+}
+
+TEST_F(ServiceLifecycle, ListenNamingASocketTwiceIsAUsageError) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"--listen=varlink=" + dir.path() + "/a.sock",
+                                   "--listen=" + dir.path() + "/b.sock"},
+          std::vector<std::string>{"--listen=varlink=" + dir.path() + "/a.sock",
+                                   "--listen=varlink=" + dir.path() + "/b.sock"}}) {
+        Process p(dir, {.args = args, .env = {socketEnv()}});
+        EXPECT_EQ(p.wait(), 2) << p.err();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/a.sock"));
 }
 
 TEST_F(ServiceLifecycle, ActivatedItServesThePassedSocketAndNotifies) {

@@ -27,8 +27,10 @@
 #include <chrono>
 #include <concepts>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,10 +62,37 @@ struct ServiceSpec {
     Hardening hardening{};
 };
 
-// What `run()` does besides serving; set from the standard command-line flags.
+// What `run()` does besides serving; set from the standard command-line flags. With listenPath or listenNamed
+// set, the service serves exactly the sockets they name, each bound by itself on the given path (the spec's
+// options applied), and ignores socket activation; the spec's other sockets are not served.
 struct RunOptions {
-    std::optional<std::string> listenPath; // --listen=PATH: serve the first varlink socket on PATH
-    bool checkOnly = false;                // --check: verify the activation, print the result, exit
+    std::optional<std::string> listenPath{};          // --listen=PATH: the first varlink socket on PATH
+    std::map<std::string, std::string> listenNamed{}; // --listen=NAME=PATH: socket NAME (SocketSpec::name)
+    bool checkOnly = false; // --check: verify the activation, print the result, exit
+};
+
+// An option a service adds to the standard command line of svckit::run<T>() (parsed by getopt_long with the
+// standard flags, listed in --help under them).
+struct Option {
+    std::string name{};     // the long name, without "--": "greeting" for --greeting
+    char shortName = 0;     // 'g' for -g; 0: none
+    std::string argument{}; // the argument's name in --help ("TEXT"); empty: a flag without an argument
+    std::string help{};     // one line for --help
+    // Called for each occurrence, in command-line order, with the argument (empty for a flag), before the
+    // service is constructed. An error is a usage error: its message is logged and the program exits 2.
+    std::function<Result<void>(std::string_view value)> set{};
+};
+
+// What a service adds to the standard command line: its options and, if it takes any, its positional
+// arguments. Without `positional`, a positional argument is a usage error.
+struct CommandLine {
+    std::vector<Option> options{};
+    std::string positionalUsage{}; // for the usage line of --help: "[PATH]"
+    std::string
+        positionalHelp{}; // a line --help prints under the usage line: "PATH: the same as --listen=PATH"
+    // Called once with all positional arguments (if there are any) after the options, before the service is
+    // constructed; it may set the RunOptions (e.g. a PATH meaning --listen=PATH). An error exits 2.
+    std::function<Result<void>(std::span<const std::string> arguments, RunOptions& run)> positional{};
 };
 
 class Service {
@@ -123,14 +152,54 @@ struct UnitFile {
 [[nodiscard]] Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory);
 
 namespace detail {
-int runMain(int argc, char** argv, const std::function<std::unique_ptr<Service>()>& make);
-}
+// The socket --listen=PATH serves: the first Accept=no socket of the spec (the first socket if all are
+// Accept=yes). The spec must have a socket.
+[[nodiscard]] const SocketSpec& firstSocket(const ServiceSpec& spec);
+// "varlink, metrics": the spec's socket names, for messages.
+[[nodiscard]] std::string socketNames(const ServiceSpec& spec);
 
-// The main() of a service: handles --help, --version, --print-units[=DIR], --listen=PATH and --check, then
-// runs the service. T must be default-constructible.
+int runMain(int argc, char** argv, const CommandLine& own,
+            const std::function<std::unique_ptr<Service>()>& make);
+
+// T declares a struct T::Options for its values, fills the options table from it, and is constructed from it.
+template <class T>
+concept WithOptionValues = requires(typename T::Options& values) {
+    { T::commandLine(values) } -> std::convertible_to<CommandLine>;
+}
+&&std::constructible_from<T, const typename T::Options&>;
+// T adds options or positional arguments that store nothing T's constructor needs (e.g. they set RunOptions).
+template <class T>
+concept WithCommandLine = requires {
+    { T::commandLine() } -> std::convertible_to<CommandLine>;
+}
+&&std::default_initializable<T>;
+} // namespace detail
+
+// The main() of a service: parses the command line (getopt_long): the standard flags --help, --version,
+// --print-units[=DIR], --listen=[NAME=]PATH and --check, and the service's own; then constructs T and runs
+// it. A service adds options in one of two ways (docs/service.md):
+//   struct Options { std::string greeting = "hello"; };                  // the values, declared by T
+//   static svckit::CommandLine commandLine(Options& values);             // options storing into `values`
+//   explicit T(const Options& values);                                   // T is constructed after parsing
+// or `static svckit::CommandLine commandLine()` with a default constructor. Otherwise T must be
+// default-constructible and takes the standard flags only.
 template <std::derived_from<Service> T>
 int run(int argc, char** argv) {
-    return detail::runMain(argc, argv, [] { return std::make_unique<T>(); });
+    if constexpr (detail::WithOptionValues<T>) {
+        typename T::Options values{};
+        CommandLine own = T::commandLine(values);
+        return detail::runMain(argc, argv, own, [&values] {
+            return std::make_unique<T>(static_cast<const typename T::Options&>(values));
+        });
+    } else if constexpr (detail::WithCommandLine<T>) {
+        return detail::runMain(argc, argv, T::commandLine(), [] { return std::make_unique<T>(); });
+    } else {
+        static_assert(
+            std::default_initializable<T>,
+            "svckit::run<T>: T needs a default constructor, or T::Options with commandLine(Options&) "
+            "and a constructor from const Options&");
+        return detail::runMain(argc, argv, CommandLine{}, [] { return std::make_unique<T>(); });
+    }
 }
 
 } // namespace svckit
