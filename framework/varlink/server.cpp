@@ -768,9 +768,7 @@ void Connection::service() {
         heldBack_ = false;
         processInput();
     }
-    if (closed_)
-        return;
-    notifyWritable();
+    notifyWritable(); // nothing waits on a closed connection: close() drops the waiters
     if (closed_)
         return;
     if (pendingOutput() > server_.options_.outputHardLimit) {
