@@ -167,6 +167,31 @@ TEST_F(IoBatchTest, ServicesAHandlerMarkedInItsOwnOnIoRightAfterIt) {
     EXPECT_EQ(second->services, 1);
 }
 
+TEST_F(IoBatchTest, DoesNotServiceAQueuedHandlerAgainOnceItsOwnOnIoServicedIt) {
+    auto a = makePair();
+    auto b = makePair();
+    auto first = watch("a", a);
+    auto second = watch("b", b);
+    // Each marks the other (queued) and itself (serviced right after its onIo). The one served first is
+    // marked again by the second, so it is serviced at the end of the pass too; the second, queued by the
+    // first, was serviced after its own onIo already and is not serviced again.
+    first->whenIo = [&] {
+        batch_->markDirty(*second);
+        batch_->markDirty(*first);
+    };
+    second->whenIo = [&] {
+        batch_->markDirty(*first);
+        batch_->markDirty(*second);
+    };
+    afterPass = [this] { loop_->exit(0); };
+    ASSERT_EQ(::write(a.theirs.get(), "x", 1), 1);
+    ASSERT_EQ(::write(b.theirs.get(), "x", 1), 1);
+    EXPECT_EQ(run(), 0);
+    EXPECT_EQ(first->ios, 1);
+    EXPECT_EQ(second->ios, 1);
+    EXPECT_EQ(first->services + second->services, 3);
+}
+
 TEST_F(IoBatchTest, DoesNotCallAHandlerRemovedEarlierInThePass) {
     auto a = makePair();
     auto b = makePair();
