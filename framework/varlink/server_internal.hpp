@@ -1,0 +1,104 @@
+// framework/varlink/server_internal.hpp — the varlink server's own state (ServerImpl), shared by its source
+// files: server.cpp (registry, accept, limits, life cycle, the public glue), connection.cpp (each client
+// connection) and builtin.cpp (org.varlink.service). Private to the library.
+#pragma once
+
+#include "base/private.hpp"
+
+#include <svckit/event_loop.hpp>
+#include <svckit/varlink.hpp>
+
+#include <svckit/internal/io_batch.hpp>
+#include <svckit/internal/varlink_protocol.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace svckit::varlink {
+
+namespace detail {
+class Connection;
+}
+
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+struct InterfaceEntry {
+    std::string name;
+    std::string description;
+    StringMap<Method> methods;
+};
+
+class ServerImpl {
+public:
+    ServerImpl(EventLoop& loop, ServerOptions options) : loop_(loop), options_(std::move(options)) {}
+    ~ServerImpl();
+
+    Result<void> init();
+    Result<void> addInterface(Interface interface);
+    Result<void> listen(UniqueFd fd, SocketSpec spec);
+    Result<void> addConnection(UniqueFd fd, const SocketSpec& spec);
+    void onAccept(size_t listenerIndex);
+    void closed(detail::Connection& connection);
+    void stopAccepting() noexcept;
+    Result<void> setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle);
+    void onIdleTimer();
+    void armIdleTimer();
+    void whenDrained(std::function<void()> onDrained);
+    [[nodiscard]] bool drained() const;
+    void checkDrained();
+
+    [[nodiscard]] const InterfaceEntry* findInterface(std::string_view name) const {
+        auto it = interfaces_.find(name);
+        return it == interfaces_.end() ? nullptr : &it->second;
+    }
+    // "iface.Method" to its registered method, or nullptr. The method found last is remembered: a client
+    // mostly calls the same method again, and comparing the name costs less than hashing it twice.
+    [[nodiscard]] const Method* findMethod(std::string_view name) {
+        if (lastMethod_ && name == lastMethodName_)
+            return lastMethod_;
+        return findMethodSlow(name);
+    }
+
+    EventLoop& loop_;
+    ServerOptions options_;
+    ServerCounters counters_;
+    protocol::JsonAllocator allocator_;
+    StringMap<InterfaceEntry> interfaces_;
+    std::vector<std::string> interfaceNames_; // sorted, as GetInfo lists them (sd-varlink sorts them too)
+    struct Listener {
+        UniqueFd fd;
+        SocketSpec spec;
+        EventSource source;
+    };
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::unordered_map<detail::Connection*, std::shared_ptr<detail::Connection>> connections_;
+    std::unordered_map<uid_t, unsigned> perUid_;
+    size_t callsInFlight_ = 0; // deferred calls without their final reply, on open connections
+    // The connections' sockets: one loop source, one epoll_wait per wake-up for every ready connection, the
+    // dirty ones serviced once at the end of the pass, closed ones kept alive until then.
+    std::unique_ptr<IoBatch> batch_;
+
+    EventSource idleTimer_;
+    std::chrono::microseconds idleAfter_{};
+    std::function<void()> onIdle_;
+    std::function<void()> onDrained_;
+
+private:
+    const Method* findMethodSlow(std::string_view name);
+
+    std::string lastMethodName_;
+    const Method* lastMethod_ = nullptr;
+};
+
+} // namespace svckit::varlink
