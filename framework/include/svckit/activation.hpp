@@ -38,16 +38,13 @@ struct ActivatedFd {
     SocketInfo info;
 };
 
-// The LISTEN_* values as found in the environment (nullopt = unset).
-struct ListenEnvironment {
-    std::optional<std::string> pid;     // LISTEN_PID
-    std::optional<std::string> fds;     // LISTEN_FDS
-    std::optional<std::string> fdNames; // LISTEN_FDNAMES
-    std::optional<std::string> pidfdId; // LISTEN_PIDFDID (systemd >= 259)
-
-    // Reads the variables; with unset = true, removes them from the environment afterwards.
-    static ListenEnvironment read(bool unset);
-};
+class Activation;
+namespace internal {
+// svckit/internal/activation.hpp, not installed: Activation from given LISTEN_* values, for the tests.
+struct ListenEnvironment;
+Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self,
+                                        std::optional<uint64_t> selfPidfdId);
+} // namespace internal
 
 class Activation {
 public:
@@ -55,14 +52,6 @@ public:
     // or LISTEN_PIDFDID names another process) gets an empty Activation, not an error; malformed values are
     // errors.
     static Result<Activation> fromEnvironment();
-
-    // The same from given values, for a process `self` whose own pidfd id is `selfPidfdId` (nullopt when the
-    // kernel cannot tell). Takes ownership of fds 3 .. 3+LISTEN_FDS-1 only when they are meant for `self`.
-    static Result<Activation> fromValues(const ListenEnvironment& env, pid_t self,
-                                         std::optional<uint64_t> selfPidfdId);
-
-    // This process's own pidfd id (the inode number of a pidfd on pidfs), as systemd puts in LISTEN_PIDFDID.
-    static std::optional<uint64_t> ownPidfdId();
 
     Activation() = default;
     Activation(Activation&&) noexcept = default;
@@ -80,6 +69,9 @@ public:
     [[nodiscard]] std::vector<ActivatedFd> take(std::string_view name);
 
 private:
+    friend Result<Activation> internal::activationFromValues(const internal::ListenEnvironment& env,
+                                                             pid_t self, std::optional<uint64_t> selfPidfdId);
+
     bool activated_ = false;
     std::string ignoredReason_;
     std::vector<ActivatedFd> fds_;

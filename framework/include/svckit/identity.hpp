@@ -51,11 +51,6 @@ struct ProcessFacts {
     std::optional<std::string> comm;   // /proc/PID/comm
 };
 
-// The systemd unit a cgroup v2 path belongs to, as sd_cgroup_path_get_unit() sees it: the first path
-// component below the slices that names a .service or .scope ("/system.slice/foo.service/x" ->
-// "foo.service"); nullopt when none.
-[[nodiscard]] std::optional<std::string> unitOfCgroup(std::string_view cgroupPath);
-
 // The pid a pidfd refers to. ESRCH when the process has exited (it may still be a zombie: see isAlive).
 [[nodiscard]] Result<pid_t> pidOfPidfd(int pidfd);
 // Whether the process has not exited yet (a zombie counts as exited).

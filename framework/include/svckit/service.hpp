@@ -152,12 +152,7 @@ struct UnitFile {
 [[nodiscard]] Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory);
 
 namespace detail {
-// The socket --listen=PATH serves: the first Accept=no socket of the spec (the first socket if all are
-// Accept=yes). The spec must have a socket.
-[[nodiscard]] const SocketSpec& firstSocket(const ServiceSpec& spec);
-// "varlink, metrics": the spec's socket names, for messages.
-[[nodiscard]] std::string socketNames(const ServiceSpec& spec);
-
+// The body of run<T>() below.
 int runMain(int argc, char** argv, const CommandLine& own,
             const std::function<std::unique_ptr<Service>()>& make);
 

@@ -53,12 +53,6 @@ struct VerifyReport {
     [[nodiscard]] bool ok() const noexcept { return mismatches.empty(); }
 };
 
-// The pure comparison behind verifySocket(): what differs between a socket (as inspected) with these applied
-// options and the spec. A kernel without SO_PASSRIGHTS (acceptFileDescriptors == nullopt) is not a mismatch;
-// it is reported in VerifyReport::notes by verifySocket().
-[[nodiscard]] std::vector<Mismatch> compareWithSpec(const SocketInfo& info, const AppliedOptions& options,
-                                                    const SocketSpec& spec, std::string_view fdName);
-
 // Checks an activated fd against its spec: family (AF_UNIX), type, listening state (listening unless
 // spec.accept), bound address, SO_PASSCRED, SO_PASSPIDFD, SO_PASSRIGHTS.
 [[nodiscard]] VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec, VerifyMode mode);
