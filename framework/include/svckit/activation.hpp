@@ -7,6 +7,7 @@
 // not activated, applying the spec's options before listen() as systemd >= 258 would.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/socket_spec.hpp>
 #include <svckit/unique_fd.hpp>
@@ -30,7 +31,7 @@ struct SocketInfo {
     std::string address;    // AF_UNIX: "/path", "@abstract", or "" when unnamed
 };
 
-[[nodiscard]] Result<SocketInfo> inspectSocket(int fd);
+[[nodiscard]] SVCKIT_EXPORT Result<SocketInfo> inspectSocket(int fd);
 
 struct ActivatedFd {
     UniqueFd fd;
@@ -46,7 +47,7 @@ Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self
                                         std::optional<uint64_t> selfPidfdId);
 } // namespace internal
 
-class Activation {
+class SVCKIT_EXPORT Activation {
 public:
     // Reads the environment once and unsets LISTEN_*. A process that was not activated (or whose LISTEN_PID
     // or LISTEN_PIDFDID names another process) gets an empty Activation, not an error; malformed values are
@@ -79,6 +80,6 @@ private:
 
 // Creates, binds and (for listening specs) listens on the spec's socket: SOCK_CLOEXEC|SOCK_NONBLOCK, a stale
 // socket file at the path is replaced, SocketMode= applied, and the spec's options set before listen().
-[[nodiscard]] Result<UniqueFd> bindSocket(const SocketSpec& spec);
+[[nodiscard]] SVCKIT_EXPORT Result<UniqueFd> bindSocket(const SocketSpec& spec);
 
 } // namespace svckit

@@ -9,6 +9,7 @@
 // only valid as long as the document it points into: in a handler, until the handler returns.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 
 #include <yyjson.h>
@@ -108,7 +109,7 @@ private:
 
 // An owned, parsed JSON document (strict RFC 8259, UTF-8 validated). For clients, tools and tests; the server
 // parses with its own reused allocator instead.
-class JsonDocument {
+class SVCKIT_EXPORT JsonDocument {
 public:
     [[nodiscard]] static Result<JsonDocument> parse(std::string_view text);
 
@@ -127,7 +128,7 @@ private:
 
 // An owned JSON value, kept serialized (compact, as JsonWriter writes it). What varlink's `object` (and
 // `any`) fields are in generated C++ structs; read it with document(). Default: an empty object.
-class JsonValue {
+class SVCKIT_EXPORT JsonValue {
 public:
     JsonValue() = default;
     // Validates the text (EBADMSG when it is not one JSON value) and keeps it compacted.
@@ -146,7 +147,7 @@ private:
 
 // Appends JSON to a std::string. Commas are placed automatically: after a value or a closed container, the
 // next key or value is preceded by one. The writer does not check that keys and values alternate correctly.
-class JsonWriter {
+class SVCKIT_EXPORT JsonWriter {
 public:
     explicit JsonWriter(std::string& out) noexcept : out_(out) {}
 

@@ -19,6 +19,7 @@
 // AsyncClient.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/authorization.hpp>
 #include <svckit/error.hpp>
 #include <svckit/identity.hpp>
@@ -57,7 +58,7 @@ concept ErrorType = requires(const E& error, JsonWriter& writer) {
 };
 
 // A typed error reply: the full error name and its parameters as a serialized JSON object.
-class ErrorReply {
+class SVCKIT_EXPORT ErrorReply {
 public:
     // parametersJson must be a serialized JSON object; anything else is sent as {}.
     ErrorReply(std::string name, std::string parametersJson = "{}")
@@ -396,11 +397,11 @@ concept Enum = std::is_enum_v<E> && requires(E e, std::string_view text) {
     { fromString(text, e) } -> std::same_as<bool>;
 };
 
-Status decode(yyjson_val* v, int64_t& out, Mode mode) noexcept;
-Status decode(yyjson_val* v, double& out, Mode mode) noexcept;
-Status decode(yyjson_val* v, bool& out, Mode mode) noexcept;
-Status decode(yyjson_val* v, std::string& out, Mode mode);
-Status decode(yyjson_val* v, JsonValue& out, Mode mode); // `object`: a JSON object
+SVCKIT_EXPORT Status decode(yyjson_val* v, int64_t& out, Mode mode) noexcept;
+SVCKIT_EXPORT Status decode(yyjson_val* v, double& out, Mode mode) noexcept;
+SVCKIT_EXPORT Status decode(yyjson_val* v, bool& out, Mode mode) noexcept;
+SVCKIT_EXPORT Status decode(yyjson_val* v, std::string& out, Mode mode);
+SVCKIT_EXPORT Status decode(yyjson_val* v, JsonValue& out, Mode mode); // `object`: a JSON object
 template <Struct T>
 Status decode(yyjson_val* v, T& out, Mode mode);
 template <Enum E>
@@ -589,7 +590,7 @@ void dispatch(Call& call, Self& self, Reply<Out> (Self::*handler)(In, MethodCont
 }
 
 // A generated Server's method (its name, handler and the flags its IDL gives) with its settings applied.
-[[nodiscard]] Method method(Method generated, const MethodSettings& settings);
+[[nodiscard]] SVCKIT_EXPORT Method method(Method generated, const MethodSettings& settings);
 
 // The output of a reply that is no error; EBADMSG when its parameters do not decode.
 template <typename Out>
@@ -602,7 +603,7 @@ Result<Out> decodeReply(const ReplyMessage& reply, std::string_view method) {
 }
 
 // The ErrorReply of an error reply.
-ErrorReply errorOf(const ReplyMessage& reply);
+SVCKIT_EXPORT ErrorReply errorOf(const ReplyMessage& reply);
 
 template <typename Out, typename In>
 Result<std::expected<Out, ErrorReply>> call(Client& client, std::string_view method, const In& in,
