@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <yyjson.h>
 
 #include <algorithm>
 #include <cstring>
@@ -546,7 +547,7 @@ void Connection::handleMessage(const char* data, size_t size) {
                 bad = "parameters is repeated or not an object";
             sawParameters = true;
             if (yyjson_is_obj(value))
-                parameters = JsonView(value);
+                parameters = JsonView(reinterpret_cast<const JsonNode*>(value)); // a JsonNode is a yyjson_val
         } else if (name == "oneway" || name == "more" || name == "upgrade") {
             if (flags.oneway || flags.more || flags.upgrade || !yyjson_is_bool(value))
                 bad = "invalid call flags";
