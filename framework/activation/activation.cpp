@@ -1,5 +1,6 @@
 #include <svckit/activation.hpp>
 
+#include <svckit/internal/activation.hpp>
 #include <svckit/socket_options.hpp>
 
 #include <fcntl.h>
@@ -171,6 +172,10 @@ Result<SocketInfo> inspectSocket(int fd) {
     return info;
 }
 
+} // namespace svckit
+
+namespace svckit::internal {
+
 ListenEnvironment ListenEnvironment::read(bool unset) {
     ListenEnvironment env{
         .pid = environmentValue("LISTEN_PID"),
@@ -188,7 +193,7 @@ ListenEnvironment ListenEnvironment::read(bool unset) {
     return env;
 }
 
-std::optional<uint64_t> Activation::ownPidfdId() {
+std::optional<uint64_t> ownPidfdId() {
     // The raw syscall: glibc 2.43's <sys/pidfd.h> declares pidfd_open() without C linkage for C++.
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
     if (!pidfd)
@@ -204,16 +209,8 @@ std::optional<uint64_t> Activation::ownPidfdId() {
     return static_cast<uint64_t>(st.st_ino);
 }
 
-Result<Activation> Activation::fromEnvironment() {
-    ListenEnvironment env = ListenEnvironment::read(true);
-    std::optional<uint64_t> selfPidfdId;
-    if (env.pidfdId)
-        selfPidfdId = ownPidfdId();
-    return fromValues(env, ::getpid(), selfPidfdId);
-}
-
-Result<Activation> Activation::fromValues(const ListenEnvironment& env, pid_t self,
-                                          std::optional<uint64_t> selfPidfdId) {
+Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self,
+                                        std::optional<uint64_t> selfPidfdId) {
     Activation activation;
     if (!env.pid) {
         if (env.fds)
@@ -286,6 +283,18 @@ Result<Activation> Activation::fromValues(const ListenEnvironment& env, pid_t se
     }
     activation.activated_ = true;
     return activation;
+}
+
+} // namespace svckit::internal
+
+namespace svckit {
+
+Result<Activation> Activation::fromEnvironment() {
+    internal::ListenEnvironment env = internal::ListenEnvironment::read(true);
+    std::optional<uint64_t> selfPidfdId;
+    if (env.pidfdId)
+        selfPidfdId = internal::ownPidfdId();
+    return internal::activationFromValues(env, ::getpid(), selfPidfdId);
 }
 
 ActivatedFd* Activation::find(std::string_view name) noexcept {

@@ -1,5 +1,6 @@
 #include <svckit/socket_options.hpp>
 
+#include <svckit/internal/activation.hpp>
 #include <svckit/internal/linux_socket.hpp>
 
 #include <svckit/log.hpp>
@@ -157,8 +158,8 @@ Result<void> applyOptions(int fd, const SocketSpec& spec) {
     return {};
 }
 
-std::vector<Mismatch> compareWithSpec(const SocketInfo& info, const AppliedOptions& options,
-                                      const SocketSpec& spec, std::string_view fdName) {
+std::vector<Mismatch> internal::compareWithSpec(const SocketInfo& info, const AppliedOptions& options,
+                                                const SocketSpec& spec, std::string_view fdName) {
     std::vector<Mismatch> mismatches;
     std::string label = socketLabel(fdName, spec.address);
     std::string listenLine = std::format("{}={}", listenDirective(spec.type), spec.address);
@@ -230,7 +231,7 @@ VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec, VerifyM
     }
 
     std::vector<OptionGap> gaps = optionGaps(options, spec);
-    for (Mismatch& mismatch : compareWithSpec(*info, options, spec, fd.name)) {
+    for (Mismatch& mismatch : internal::compareWithSpec(*info, options, spec, fd.name)) {
         if (mode != VerifyMode::Repair || !mismatch.repairable) {
             report.mismatches.push_back(std::move(mismatch));
             continue;

@@ -1,5 +1,6 @@
 #include <svckit/identity.hpp>
 
+#include <svckit/internal/identity.hpp>
 #include <svckit/internal/linux_socket.hpp>
 
 #include <cerrno>
@@ -232,7 +233,7 @@ Result<void> readByPid(ProcessFacts& facts) {
     // Only the cgroup v2 ("0::") hierarchy names units; a host without one leaves cgroup and unit absent.
     if (auto line = lineValue(*cgroups, "0::")) {
         facts.cgroup = std::string(*line);
-        facts.unit = unitOfCgroup(*facts.cgroup);
+        facts.unit = internal::unitOfCgroup(*facts.cgroup);
     }
 
     // Kernel threads have no exe, and another user's process may hide it from us: not an error. But a process
@@ -292,7 +293,7 @@ std::string_view unescapeCgroupName(std::string_view name) {
 
 } // namespace
 
-std::optional<std::string> unitOfCgroup(std::string_view cgroupPath) {
+std::optional<std::string> internal::unitOfCgroup(std::string_view cgroupPath) {
     size_t pos = 0;
     for (;;) {
         while (pos < cgroupPath.size() && cgroupPath[pos] == '/')

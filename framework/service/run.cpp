@@ -1,6 +1,6 @@
 // svckit::run<T>(): the standard command line every svckit service understands, and the service's own options
 // (one getopt_long() pass over both).
-#include "base/private.hpp"
+#include "service/spec_names.hpp"
 
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>

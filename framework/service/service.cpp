@@ -1,6 +1,6 @@
 // The Service lifecycle: acquire and verify the sockets, serve them on one loop (or in worker processes),
 // notify systemd, stop gracefully.
-#include "base/private.hpp"
+#include "service/spec_names.hpp"
 
 #include <svckit/activation.hpp>
 #include <svckit/log.hpp>

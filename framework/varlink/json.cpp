@@ -1,5 +1,9 @@
 #include <svckit/varlink_json.hpp>
 
+#include <svckit/varlink_codec.hpp>
+
+#include <yyjson.h>
+
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -48,13 +52,104 @@ size_t utf8SequenceLength(std::string_view text, size_t i) noexcept {
 
 } // namespace
 
+using codec::raw;
+
+bool JsonView::isNull() const noexcept {
+    return yyjson_is_null(raw(node_));
+}
+bool JsonView::isObject() const noexcept {
+    return yyjson_is_obj(raw(node_));
+}
+bool JsonView::isArray() const noexcept {
+    return yyjson_is_arr(raw(node_));
+}
+bool JsonView::isString() const noexcept {
+    return yyjson_is_str(raw(node_));
+}
+bool JsonView::isBool() const noexcept {
+    return yyjson_is_bool(raw(node_));
+}
+bool JsonView::isNumber() const noexcept {
+    return yyjson_is_num(raw(node_));
+}
+
+std::optional<std::string_view> JsonView::string() const noexcept {
+    yyjson_val* v = raw(node_);
+    if (!yyjson_is_str(v))
+        return std::nullopt;
+    return std::string_view(yyjson_get_str(v), yyjson_get_len(v));
+}
+
+std::optional<bool> JsonView::boolean() const noexcept {
+    yyjson_val* v = raw(node_);
+    if (!yyjson_is_bool(v))
+        return std::nullopt;
+    return yyjson_get_bool(v);
+}
+
+std::optional<int64_t> JsonView::int64() const noexcept {
+    yyjson_val* v = raw(node_);
+    if (yyjson_is_sint(v))
+        return yyjson_get_sint(v);
+    if (yyjson_is_uint(v) && yyjson_get_uint(v) <= static_cast<uint64_t>(INT64_MAX))
+        return static_cast<int64_t>(yyjson_get_uint(v));
+    return std::nullopt;
+}
+
+std::optional<uint64_t> JsonView::uint64() const noexcept {
+    yyjson_val* v = raw(node_);
+    if (yyjson_is_uint(v))
+        return yyjson_get_uint(v);
+    return std::nullopt;
+}
+
+std::optional<double> JsonView::number() const noexcept {
+    yyjson_val* v = raw(node_);
+    if (!yyjson_is_num(v))
+        return std::nullopt;
+    return yyjson_get_num(v);
+}
+
+JsonView JsonView::operator[](std::string_view key) const noexcept {
+    return JsonView(codec::node(yyjson_obj_getn(raw(node_), key.data(), key.size())));
+}
+
+JsonView JsonView::at(size_t index) const noexcept {
+    return JsonView(codec::node(yyjson_arr_get(raw(node_), index)));
+}
+
+size_t JsonView::size() const noexcept {
+    yyjson_val* v = raw(node_);
+    return yyjson_is_arr(v) ? yyjson_arr_size(v) : yyjson_is_obj(v) ? yyjson_obj_size(v) : 0;
+}
+
+void JsonView::visitElements(void (*visit)(void* context, JsonView element), void* context) const {
+    yyjson_val* v = raw(node_);
+    yyjson_arr_iter iter = yyjson_arr_iter_with(yyjson_is_arr(v) ? v : nullptr);
+    while (yyjson_val* element = yyjson_arr_iter_next(&iter))
+        visit(context, JsonView(codec::node(element)));
+}
+
+void JsonView::visitMembers(void (*visit)(void* context, std::string_view key, JsonView value),
+                            void* context) const {
+    yyjson_val* v = raw(node_);
+    yyjson_obj_iter iter = yyjson_obj_iter_with(yyjson_is_obj(v) ? v : nullptr);
+    while (yyjson_val* key = yyjson_obj_iter_next(&iter))
+        visit(context, std::string_view(yyjson_get_str(key), yyjson_get_len(key)),
+              JsonView(codec::node(yyjson_obj_iter_get_val(key))));
+}
+
 Result<JsonDocument> JsonDocument::parse(std::string_view text) {
     yyjson_read_err error{};
     yyjson_doc* doc = yyjson_read_opts(const_cast<char*>(text.data()), text.size(), 0, nullptr, &error);
     if (!doc)
         return fail(EBADMSG, "Failed to parse JSON at byte {}: {}", error.pos,
                     error.msg ? error.msg : "error");
-    return JsonDocument(doc);
+    return JsonDocument(reinterpret_cast<Tree*>(doc));
+}
+
+JsonView JsonDocument::root() const noexcept {
+    return JsonView(codec::node(yyjson_doc_get_root(reinterpret_cast<yyjson_doc*>(tree_))));
 }
 
 Result<JsonValue> JsonValue::parse(std::string_view json) {
@@ -72,14 +167,14 @@ JsonValue JsonValue::from(JsonView view) {
 
 JsonDocument& JsonDocument::operator=(JsonDocument&& other) noexcept {
     if (this != &other) {
-        yyjson_doc_free(doc_);
-        doc_ = std::exchange(other.doc_, nullptr);
+        yyjson_doc_free(reinterpret_cast<yyjson_doc*>(tree_));
+        tree_ = std::exchange(other.tree_, nullptr);
     }
     return *this;
 }
 
 JsonDocument::~JsonDocument() {
-    yyjson_doc_free(doc_);
+    yyjson_doc_free(reinterpret_cast<yyjson_doc*>(tree_));
 }
 
 void JsonWriter::appendString(std::string_view text) {
@@ -180,7 +275,7 @@ void JsonWriter::appendDouble(double number) {
 }
 
 void JsonWriter::value(JsonView view) {
-    yyjson_val* v = view.raw();
+    yyjson_val* v = raw(view.node());
     switch (yyjson_get_type(v)) {
     case YYJSON_TYPE_BOOL:
         value(yyjson_get_bool(v));

@@ -1,6 +1,7 @@
 // The varlink protocol layer: parsing and checking one call, formatting replies (see
 // svckit/internal/varlink_protocol.hpp). No fds, no state beyond the message at hand.
 #include <svckit/internal/varlink_protocol.hpp>
+#include <svckit/varlink_codec.hpp>
 
 #include <yyjson.h>
 
@@ -101,7 +102,7 @@ std::expected<Message, std::string_view> parseCall(std::string_view text, yyjson
                 return std::unexpected("parameters is repeated or not an object");
             sawParameters = true;
             if (yyjson_is_obj(value))
-                message.parameters = JsonView(value);
+                message.parameters = JsonView(codec::node(value));
         } else if (name == "oneway" || name == "more" || name == "upgrade") {
             if (flags.oneway || flags.more || flags.upgrade || !yyjson_is_bool(value))
                 return std::unexpected("invalid call flags");

@@ -1,5 +1,7 @@
 #include <svckit/varlink_typed.hpp>
 
+#include <svckit/varlink_codec.hpp>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -126,7 +128,7 @@ Status decode(yyjson_val* v, std::string& out, Mode) {
 Status decode(yyjson_val* v, JsonValue& out, Mode) {
     if (!yyjson_is_obj(v))
         return Status::Invalid;
-    out = JsonValue::from(JsonView(v));
+    out = JsonValue::from(JsonView(node(v)));
     return Status::Ok;
 }
 

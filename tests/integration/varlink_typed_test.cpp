@@ -7,6 +7,7 @@
 #include "org.example.rich.varlink.hpp"
 
 #include <svckit/varlink_client.hpp>
+#include <svckit/varlink_codec.hpp>
 #include <svckit/varlink_typed.hpp>
 
 #include "../unit/activation_test_support.hpp"

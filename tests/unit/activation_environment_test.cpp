@@ -2,6 +2,8 @@
 // that puts real sockets there first, so the test process's own descriptors are never touched.
 #include <svckit/activation.hpp>
 
+#include <svckit/internal/activation.hpp>
+
 #include "activation_test_support.hpp"
 
 #include <sys/stat.h>
@@ -28,13 +30,13 @@ using test::isOpen;
 using test::placeAsPassedFds;
 using test::runInChild;
 
-ListenEnvironment environment(std::optional<std::string> pid, std::optional<std::string> fds,
-                              std::optional<std::string> names = std::nullopt,
-                              std::optional<std::string> pidfdId = std::nullopt) {
-    return ListenEnvironment{.pid = std::move(pid),
-                             .fds = std::move(fds),
-                             .fdNames = std::move(names),
-                             .pidfdId = std::move(pidfdId)};
+internal::ListenEnvironment environment(std::optional<std::string> pid, std::optional<std::string> fds,
+                                        std::optional<std::string> names = std::nullopt,
+                                        std::optional<std::string> pidfdId = std::nullopt) {
+    return internal::ListenEnvironment{.pid = std::move(pid),
+                                       .fds = std::move(fds),
+                                       .fdNames = std::move(names),
+                                       .pidfdId = std::move(pidfdId)};
 }
 
 std::string self() {
@@ -59,7 +61,7 @@ std::string placeListeners(int count) {
 }
 
 std::optional<uint64_t> requirePidfdId() {
-    return Activation::ownPidfdId();
+    return internal::ownPidfdId();
 }
 
 // --- LISTEN_PID / LISTEN_PIDFDID ---------------------------------------------------------------------------
@@ -76,8 +78,8 @@ TEST(ActivationEnvironment, TakesPassedSocketsByNameAndMarksThemCloexec) {
                       return e;
                   CHILD_CHECK(!hasCloexec(3) && !hasCloexec(4));
 
-                  auto activation = Activation::fromValues(environment(self(), "2", "varlink:control"),
-                                                           ::getpid(), Activation::ownPidfdId());
+                  auto activation = internal::activationFromValues(
+                      environment(self(), "2", "varlink:control"), ::getpid(), internal::ownPidfdId());
                   CHILD_CHECK_MSG(activation.has_value(), "{}", activation.error().message());
                   CHILD_CHECK(activation->activated());
                   CHILD_CHECK(activation->ignoredReason().empty());
@@ -96,48 +98,48 @@ TEST(ActivationEnvironment, TakesPassedSocketsByNameAndMarksThemCloexec) {
 }
 
 TEST(ActivationEnvironment, IgnoresFdsWhenListenPidNamesAnotherProcess) {
-    EXPECT_EQ(runInChild([]() -> std::string {
-                  if (auto e = placeListeners(1); !e.empty())
-                      return e;
-                  std::string other = std::to_string(::getppid());
-                  auto activation =
-                      Activation::fromValues(environment(other, "1", "varlink"), ::getpid(), std::nullopt);
-                  CHILD_CHECK(activation.has_value());
-                  CHILD_CHECK(!activation->activated());
-                  CHILD_CHECK(activation->fds().empty());
-                  CHILD_CHECK_MSG(activation->ignoredReason().find("LISTEN_PID=" + other) !=
-                                      std::string::npos,
-                                  "{}", activation->ignoredReason());
-                  // Untouched: neither owned (closed with the Activation) nor marked CLOEXEC.
-                  activation = Activation();
-                  CHILD_CHECK(isOpen(3) && !hasCloexec(3));
-                  return {};
-              }),
-              "");
+    EXPECT_EQ(
+        runInChild([]() -> std::string {
+            if (auto e = placeListeners(1); !e.empty())
+                return e;
+            std::string other = std::to_string(::getppid());
+            auto activation =
+                internal::activationFromValues(environment(other, "1", "varlink"), ::getpid(), std::nullopt);
+            CHILD_CHECK(activation.has_value());
+            CHILD_CHECK(!activation->activated());
+            CHILD_CHECK(activation->fds().empty());
+            CHILD_CHECK_MSG(activation->ignoredReason().find("LISTEN_PID=" + other) != std::string::npos,
+                            "{}", activation->ignoredReason());
+            // Untouched: neither owned (closed with the Activation) nor marked CLOEXEC.
+            activation = Activation();
+            CHILD_CHECK(isOpen(3) && !hasCloexec(3));
+            return {};
+        }),
+        "");
 }
 
 TEST(ActivationEnvironment, IgnoresFdsWhenListenPidfdIdNamesAnotherProcess) {
     if (!requirePidfdId())
         GTEST_SKIP() << "pidfds are not on pidfs here (Linux < 6.9): no pidfd id to compare";
-    EXPECT_EQ(runInChild([]() -> std::string {
-                  if (auto e = placeListeners(1); !e.empty())
-                      return e;
-                  std::optional<uint64_t> own = Activation::ownPidfdId();
-                  CHILD_CHECK(own.has_value());
-                  std::string stale = std::to_string(*own + 1);
-                  auto activation =
-                      Activation::fromValues(environment(self(), "1", "varlink", stale), ::getpid(), own);
-                  CHILD_CHECK(activation.has_value());
-                  CHILD_CHECK(!activation->activated());
-                  CHILD_CHECK(activation->fds().empty());
-                  CHILD_CHECK_MSG(activation->ignoredReason().find("LISTEN_PIDFDID=" + stale) !=
-                                      std::string::npos,
-                                  "{}", activation->ignoredReason());
-                  activation = Activation();
-                  CHILD_CHECK(isOpen(3) && !hasCloexec(3));
-                  return {};
-              }),
-              "");
+    EXPECT_EQ(
+        runInChild([]() -> std::string {
+            if (auto e = placeListeners(1); !e.empty())
+                return e;
+            std::optional<uint64_t> own = internal::ownPidfdId();
+            CHILD_CHECK(own.has_value());
+            std::string stale = std::to_string(*own + 1);
+            auto activation =
+                internal::activationFromValues(environment(self(), "1", "varlink", stale), ::getpid(), own);
+            CHILD_CHECK(activation.has_value());
+            CHILD_CHECK(!activation->activated());
+            CHILD_CHECK(activation->fds().empty());
+            CHILD_CHECK_MSG(activation->ignoredReason().find("LISTEN_PIDFDID=" + stale) != std::string::npos,
+                            "{}", activation->ignoredReason());
+            activation = Activation();
+            CHILD_CHECK(isOpen(3) && !hasCloexec(3));
+            return {};
+        }),
+        "");
 }
 
 TEST(ActivationEnvironment, TakesFdsWhenListenPidfdIdNamesThisProcess) {
@@ -146,9 +148,9 @@ TEST(ActivationEnvironment, TakesFdsWhenListenPidfdIdNamesThisProcess) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
-                  std::optional<uint64_t> own = Activation::ownPidfdId();
+                  std::optional<uint64_t> own = internal::ownPidfdId();
                   CHILD_CHECK(own.has_value());
-                  auto activation = Activation::fromValues(
+                  auto activation = internal::activationFromValues(
                       environment(self(), "1", "varlink", std::to_string(*own)), ::getpid(), own);
                   CHILD_CHECK_MSG(activation.has_value(), "{}", activation.error().message());
                   CHILD_CHECK(activation->activated());
@@ -162,8 +164,8 @@ TEST(ActivationEnvironment, SkipsTheListenPidfdIdCheckWhenTheOwnIdIsUnknown) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
-                  auto activation = Activation::fromValues(environment(self(), "1", "varlink", "12345"),
-                                                           ::getpid(), std::nullopt);
+                  auto activation = internal::activationFromValues(
+                      environment(self(), "1", "varlink", "12345"), ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value());
                   CHILD_CHECK(activation->activated());
                   CHILD_CHECK(activation->fds().size() == 1);
@@ -173,7 +175,7 @@ TEST(ActivationEnvironment, SkipsTheListenPidfdIdCheckWhenTheOwnIdIsUnknown) {
 }
 
 TEST(ActivationEnvironment, OwnPidfdIdIsTheInodeOfAPidfdOfThisProcess) {
-    std::optional<uint64_t> own = Activation::ownPidfdId();
+    std::optional<uint64_t> own = internal::ownPidfdId();
     if (!own)
         GTEST_SKIP() << "pidfds are not on pidfs here (Linux < 6.9)";
     UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0)));
@@ -181,11 +183,11 @@ TEST(ActivationEnvironment, OwnPidfdIdIsTheInodeOfAPidfdOfThisProcess) {
     struct stat st {};
     ASSERT_EQ(::fstat(pidfd.get(), &st), 0);
     EXPECT_EQ(*own, static_cast<uint64_t>(st.st_ino));
-    EXPECT_EQ(Activation::ownPidfdId(), own);
+    EXPECT_EQ(internal::ownPidfdId(), own);
 
     uint64_t parent = *own;
     EXPECT_EQ(runInChild([parent]() -> std::string {
-                  std::optional<uint64_t> child = Activation::ownPidfdId();
+                  std::optional<uint64_t> child = internal::ownPidfdId();
                   CHILD_CHECK(child.has_value());
                   CHILD_CHECK_MSG(*child != parent, "child and parent both have pidfd id {}", parent);
                   return {};
@@ -197,12 +199,12 @@ TEST(ActivationEnvironment, IsNotActivatedWithoutListenPid) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
-                  auto none = Activation::fromValues(environment(std::nullopt, std::nullopt), ::getpid(),
-                                                     std::nullopt);
+                  auto none = internal::activationFromValues(environment(std::nullopt, std::nullopt),
+                                                             ::getpid(), std::nullopt);
                   CHILD_CHECK(none.has_value() && !none->activated() && none->ignoredReason().empty());
 
-                  auto fdsOnly =
-                      Activation::fromValues(environment(std::nullopt, "1"), ::getpid(), std::nullopt);
+                  auto fdsOnly = internal::activationFromValues(environment(std::nullopt, "1"), ::getpid(),
+                                                                std::nullopt);
                   CHILD_CHECK(fdsOnly.has_value() && !fdsOnly->activated());
                   CHILD_CHECK_MSG(fdsOnly->ignoredReason().find("LISTEN_PID") != std::string::npos, "{}",
                                   fdsOnly->ignoredReason());
@@ -220,7 +222,7 @@ TEST(ActivationEnvironment, RejectsAMalformedListenPid) {
                       return e;
                   for (std::string bad : {"", "abc", "-1", "0", "12abc", " 12", "+12"}) {
                       auto activation =
-                          Activation::fromValues(environment(bad, "1"), ::getpid(), std::nullopt);
+                          internal::activationFromValues(environment(bad, "1"), ::getpid(), std::nullopt);
                       CHILD_CHECK_MSG(!activation.has_value(), "LISTEN_PID='{}' was accepted", bad);
                       CHILD_CHECK(activation.error().code() == EINVAL);
                       CHILD_CHECK_MSG(activation.error().message().find("LISTEN_PID") != std::string::npos,
@@ -237,8 +239,8 @@ TEST(ActivationEnvironment, RejectsAMalformedListenPidfdId) {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
                   for (std::string bad : {"", "abc", "-1", "1.5"}) {
-                      auto activation = Activation::fromValues(environment(self(), "1", "x", bad), ::getpid(),
-                                                               std::nullopt);
+                      auto activation = internal::activationFromValues(environment(self(), "1", "x", bad),
+                                                                       ::getpid(), std::nullopt);
                       CHILD_CHECK_MSG(!activation.has_value(), "LISTEN_PIDFDID='{}' was accepted", bad);
                       CHILD_CHECK(activation.error().code() == EINVAL);
                       CHILD_CHECK(activation.error().message().find("LISTEN_PIDFDID") != std::string::npos);
@@ -256,8 +258,8 @@ TEST(ActivationEnvironment, IsNotActivatedWhenListenFdsIsMissing) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
-                  auto activation =
-                      Activation::fromValues(environment(self(), std::nullopt), ::getpid(), std::nullopt);
+                  auto activation = internal::activationFromValues(environment(self(), std::nullopt),
+                                                                   ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value());
                   CHILD_CHECK(!activation->activated() && activation->fds().empty());
                   CHILD_CHECK(activation->ignoredReason().find("LISTEN_FDS") != std::string::npos);
@@ -274,7 +276,8 @@ TEST(ActivationEnvironment, RejectsAMalformedListenFdsWithoutTouchingTheFds) {
             if (auto e = placeListeners(1); !e.empty())
                 return e;
             for (std::string bad : {"", "abc", "0", "-1", "+1", "1x", " 1", "99999999999", "2147483647"}) {
-                auto activation = Activation::fromValues(environment(self(), bad), ::getpid(), std::nullopt);
+                auto activation =
+                    internal::activationFromValues(environment(self(), bad), ::getpid(), std::nullopt);
                 CHILD_CHECK_MSG(!activation.has_value(), "LISTEN_FDS='{}' was accepted", bad);
                 CHILD_CHECK(activation.error().code() == EINVAL);
                 CHILD_CHECK_MSG(activation.error().message().find("LISTEN_FDS") != std::string::npos, "{}",
@@ -287,45 +290,46 @@ TEST(ActivationEnvironment, RejectsAMalformedListenFdsWithoutTouchingTheFds) {
 }
 
 TEST(ActivationEnvironment, RejectsListenFdNamesWhoseCountDiffersFromListenFds) {
-    EXPECT_EQ(runInChild([]() -> std::string {
-                  if (auto e = placeListeners(2); !e.empty())
-                      return e;
-                  for (std::string names : {"varlink", "a:b:c", ""}) {
-                      auto activation =
-                          Activation::fromValues(environment(self(), "2", names), ::getpid(), std::nullopt);
-                      CHILD_CHECK_MSG(!activation.has_value(), "LISTEN_FDNAMES='{}' was accepted", names);
-                      CHILD_CHECK(activation.error().code() == EINVAL);
-                      CHILD_CHECK_MSG(activation.error().message().find("LISTEN_FDNAMES") !=
-                                          std::string::npos,
-                                      "{}", activation.error().message());
-                  }
-                  // An error takes nothing: the fds are neither closed nor marked.
-                  CHILD_CHECK(isOpen(3) && isOpen(4) && !hasCloexec(3) && !hasCloexec(4));
-                  return {};
-              }),
-              "");
-}
-
-TEST(ActivationEnvironment, NamesEveryFdUnknownWithoutListenFdNames) {
     EXPECT_EQ(
         runInChild([]() -> std::string {
             if (auto e = placeListeners(2); !e.empty())
                 return e;
-            auto activation = Activation::fromValues(environment(self(), "2"), ::getpid(), std::nullopt);
-            CHILD_CHECK(activation.has_value() && activation->activated());
-            CHILD_CHECK(activation->fds().size() == 2);
-            CHILD_CHECK(activation->fds()[0].name == "unknown" && activation->fds()[1].name == "unknown");
+            for (std::string names : {"varlink", "a:b:c", ""}) {
+                auto activation =
+                    internal::activationFromValues(environment(self(), "2", names), ::getpid(), std::nullopt);
+                CHILD_CHECK_MSG(!activation.has_value(), "LISTEN_FDNAMES='{}' was accepted", names);
+                CHILD_CHECK(activation.error().code() == EINVAL);
+                CHILD_CHECK_MSG(activation.error().message().find("LISTEN_FDNAMES") != std::string::npos,
+                                "{}", activation.error().message());
+            }
+            // An error takes nothing: the fds are neither closed nor marked.
+            CHILD_CHECK(isOpen(3) && isOpen(4) && !hasCloexec(3) && !hasCloexec(4));
             return {};
         }),
         "");
+}
+
+TEST(ActivationEnvironment, NamesEveryFdUnknownWithoutListenFdNames) {
+    EXPECT_EQ(runInChild([]() -> std::string {
+                  if (auto e = placeListeners(2); !e.empty())
+                      return e;
+                  auto activation =
+                      internal::activationFromValues(environment(self(), "2"), ::getpid(), std::nullopt);
+                  CHILD_CHECK(activation.has_value() && activation->activated());
+                  CHILD_CHECK(activation->fds().size() == 2);
+                  CHILD_CHECK(activation->fds()[0].name == "unknown" &&
+                              activation->fds()[1].name == "unknown");
+                  return {};
+              }),
+              "");
 }
 
 TEST(ActivationEnvironment, KeepsEmptyNamesBetweenColons) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(3); !e.empty())
                       return e;
-                  auto activation =
-                      Activation::fromValues(environment(self(), "3", "a::c"), ::getpid(), std::nullopt);
+                  auto activation = internal::activationFromValues(environment(self(), "3", "a::c"),
+                                                                   ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value() && activation->fds().size() == 3);
                   CHILD_CHECK(activation->fds()[0].name == "a");
                   CHILD_CHECK(activation->fds()[1].name.empty());
@@ -340,8 +344,8 @@ TEST(ActivationEnvironment, FailsWithoutTakingAnyFdWhenAPassedFdIsClosed) {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
                   ::close(4);
-                  auto activation =
-                      Activation::fromValues(environment(self(), "2", "a:b"), ::getpid(), std::nullopt);
+                  auto activation = internal::activationFromValues(environment(self(), "2", "a:b"),
+                                                                   ::getpid(), std::nullopt);
                   CHILD_CHECK(!activation.has_value());
                   CHILD_CHECK(activation.error().code() == EBADF);
                   CHILD_CHECK_MSG(activation.error().message().find("fd 4") != std::string::npos, "{}",
@@ -361,8 +365,8 @@ TEST(ActivationEnvironment, ClassifiesAPassedNonSocket) {
                   fds.emplace_back(p[0]);
                   if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
                       return e;
-                  auto activation =
-                      Activation::fromValues(environment(self(), "1", "fifo"), ::getpid(), std::nullopt);
+                  auto activation = internal::activationFromValues(environment(self(), "1", "fifo"),
+                                                                   ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value() && activation->fds().size() == 1);
                   CHILD_CHECK(!activation->fds()[0].info.isSocket);
                   CHILD_CHECK(activation->fds()[0].info.family == 0);
@@ -378,8 +382,8 @@ TEST(ActivationEnvironment, FindsTheFirstFdOfANameAndTakeRemovesAllOfThem) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(3); !e.empty())
                       return e;
-                  auto activation =
-                      Activation::fromValues(environment(self(), "3", "a:b:a"), ::getpid(), std::nullopt);
+                  auto activation = internal::activationFromValues(environment(self(), "3", "a:b:a"),
+                                                                   ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value() && activation->fds().size() == 3);
 
                   ActivatedFd* first = activation->find("a");
@@ -427,7 +431,7 @@ TEST(ActivationEnvironment, FromEnvironmentTakesTheFdsAndUnsetsTheVariables) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
-                  std::optional<uint64_t> own = Activation::ownPidfdId();
+                  std::optional<uint64_t> own = internal::ownPidfdId();
                   setListenVariables(self(), "1", "varlink",
                                      own ? std::optional(std::to_string(*own)) : std::nullopt);
                   auto activation = Activation::fromEnvironment();
@@ -464,7 +468,7 @@ TEST(ActivationEnvironment, FromEnvironmentChecksListenPidfdIdAgainstThisProcess
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
                       return e;
-                  std::optional<uint64_t> own = Activation::ownPidfdId();
+                  std::optional<uint64_t> own = internal::ownPidfdId();
                   CHILD_CHECK(own.has_value());
                   setListenVariables(self(), "1", "varlink", std::to_string(*own + 1));
                   auto activation = Activation::fromEnvironment();
@@ -480,14 +484,14 @@ TEST(ActivationEnvironment, FromEnvironmentChecksListenPidfdIdAgainstThisProcess
 TEST(ActivationEnvironment, ReadKeepsTheVariablesUnlessAskedToUnset) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   setListenVariables("42", "2", "a:b", std::string("7"));
-                  ListenEnvironment kept = ListenEnvironment::read(false);
+                  internal::ListenEnvironment kept = internal::ListenEnvironment::read(false);
                   CHILD_CHECK(kept.pid == "42" && kept.fds == "2" && kept.fdNames == "a:b" &&
                               kept.pidfdId == "7");
                   CHILD_CHECK(std::getenv("LISTEN_PID") != nullptr);
-                  ListenEnvironment taken = ListenEnvironment::read(true);
+                  internal::ListenEnvironment taken = internal::ListenEnvironment::read(true);
                   CHILD_CHECK(taken.pid == "42" && taken.fdNames == "a:b");
                   CHILD_CHECK(listenVariablesUnset());
-                  ListenEnvironment empty = ListenEnvironment::read(false);
+                  internal::ListenEnvironment empty = internal::ListenEnvironment::read(false);
                   CHILD_CHECK(!empty.pid && !empty.fds && !empty.fdNames && !empty.pidfdId);
                   return {};
               }),
@@ -517,7 +521,7 @@ std::string describe(const DifferentialCase& c) {
 std::string compareWithLibsystemd(const DifferentialCase& c) {
     if (auto e = placeListeners(3); !e.empty())
         return e;
-    std::optional<uint64_t> own = Activation::ownPidfdId();
+    std::optional<uint64_t> own = internal::ownPidfdId();
     auto set = [](const char* name, const std::optional<std::string>& value) {
         if (value)
             ::setenv(name, value->c_str(), 1);
@@ -570,7 +574,7 @@ std::string compareWithLibsystemd(const DifferentialCase& c) {
         std::free(static_cast<void*>(sdNames));
     }
 
-    auto ours = Activation::fromValues(ListenEnvironment::read(false), ::getpid(), own);
+    auto ours = internal::activationFromValues(internal::ListenEnvironment::read(false), ::getpid(), own);
     if (sd < 0) {
         CHILD_CHECK_MSG(!ours.has_value(), "{}: libsystemd failed ({}) but svckit accepted", describe(c), sd);
         return {};

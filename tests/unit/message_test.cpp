@@ -5,6 +5,7 @@
 #include "activation_test_support.hpp"
 
 #include <svckit/activation.hpp>
+#include <svckit/internal/activation.hpp>
 #include <svckit/internal/linux_socket.hpp>
 #include <svckit/socket_options.hpp>
 
@@ -101,7 +102,7 @@ TEST(ReceiveMessage, NamesTheSenderWithScmCredentialsAndScmPidfd) {
     EXPECT_EQ(pidOfPidfd(message->pidfd.get()), ::getpid());
     int flags = ::fcntl(message->pidfd.get(), F_GETFD);
     EXPECT_TRUE(flags & FD_CLOEXEC);
-    if (std::optional<uint64_t> own = Activation::ownPidfdId()) {
+    if (std::optional<uint64_t> own = internal::ownPidfdId()) {
         struct stat st {};
         ASSERT_EQ(::fstat(message->pidfd.get(), &st), 0);
         EXPECT_EQ(static_cast<uint64_t>(st.st_ino), *own);

@@ -2,6 +2,8 @@
 // own, and — the point of it all — never of a process that reused the pid of the one the pidfd names.
 #include <svckit/identity.hpp>
 
+#include <svckit/internal/identity.hpp>
+
 #include <gtest/gtest.h>
 
 #include <systemd/sd-login.h>
@@ -355,7 +357,7 @@ TEST(ProcessFacts, DescribesThisProcess) {
     ASSERT_TRUE(facts->exe.has_value()) << "the test's own exe is readable";
     EXPECT_EQ(facts->exe, readLink("/proc/self/exe"));
     EXPECT_EQ(facts->cgroup, unifiedCgroupOf("/proc/self/cgroup"));
-    EXPECT_EQ(facts->unit, unitOfCgroup(facts->cgroup.value_or("")));
+    EXPECT_EQ(facts->unit, internal::unitOfCgroup(facts->cgroup.value_or("")));
 
     std::string mount = cgroup2Mount();
     if (!mount.empty()) {
@@ -562,46 +564,47 @@ TEST(ProcessFacts, AProcessExitingDuringTheReadIsGoneNotHalfDescribed) {
 }
 
 TEST(UnitOfCgroup, FindsTheFirstServiceOrScopeBelowTheSlices) {
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo.service"), "foo.service");
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo.service/x"), "foo.service");
-    EXPECT_EQ(unitOfCgroup("/user.slice/user-1000.slice/session-2.scope"), "session-2.scope");
-    EXPECT_EQ(unitOfCgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/x.service"),
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/foo.service"), "foo.service");
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/foo.service/x"), "foo.service");
+    EXPECT_EQ(internal::unitOfCgroup("/user.slice/user-1000.slice/session-2.scope"), "session-2.scope");
+    EXPECT_EQ(internal::unitOfCgroup("/user.slice/user-1000.slice/user@1000.service/app.slice/x.service"),
               "user@1000.service");
-    EXPECT_EQ(unitOfCgroup("/init.scope"), "init.scope");
-    EXPECT_EQ(unitOfCgroup("/-.slice/foo.service"), "foo.service");
-    EXPECT_EQ(unitOfCgroup("//system.slice//foo.service/"), "foo.service");
-    EXPECT_EQ(unitOfCgroup("/machine.slice/machine-x.scope/payload/system.slice/y.service"),
+    EXPECT_EQ(internal::unitOfCgroup("/init.scope"), "init.scope");
+    EXPECT_EQ(internal::unitOfCgroup("/-.slice/foo.service"), "foo.service");
+    EXPECT_EQ(internal::unitOfCgroup("//system.slice//foo.service/"), "foo.service");
+    EXPECT_EQ(internal::unitOfCgroup("/machine.slice/machine-x.scope/payload/system.slice/y.service"),
               "machine-x.scope");
-    EXPECT_EQ(unitOfCgroup("/system.slice/getty@tty1.service"), "getty@tty1.service");
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/getty@tty1.service"), "getty@tty1.service");
 }
 
 TEST(UnitOfCgroup, UndoesSystemdsCgroupNameEscaping) {
     // systemd prefixes '_' to a name that could clash with a kernel file ("cpu.service" -> "_cpu.service").
-    EXPECT_EQ(unitOfCgroup("/system.slice/_cpu.service"), "cpu.service");
-    EXPECT_EQ(unitOfCgroup("/_cgroup.slice/x.service"), "x.service");
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/_cpu.service"), "cpu.service");
+    EXPECT_EQ(internal::unitOfCgroup("/_cgroup.slice/x.service"), "x.service");
 }
 
 TEST(UnitOfCgroup, IsAbsentOutsideAnyServiceOrScope) {
-    EXPECT_EQ(unitOfCgroup(""), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/system.slice"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/user.slice/user-1000.slice"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/process_api/5a1b7c66"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/payload/foo.service"), std::nullopt)
+    EXPECT_EQ(internal::unitOfCgroup(""), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/user.slice/user-1000.slice"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/process_api/5a1b7c66"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/payload/foo.service"), std::nullopt)
         << "a unit must sit directly below the slices";
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo.mount"), std::nullopt)
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/foo.mount"), std::nullopt)
         << "only services and scopes run callers";
 }
 
 TEST(UnitOfCgroup, RejectsComponentsThatAreNotUnitNames) {
-    EXPECT_EQ(unitOfCgroup("/system.slice/.service"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/.scope"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo@.service"), std::nullopt) << "a template is not a running unit";
-    EXPECT_EQ(unitOfCgroup("/system.slice/@foo.service"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo bar.service"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/system.slice/foo.service.d"), std::nullopt);
-    EXPECT_EQ(unitOfCgroup("/system.slice/" + std::string(250, 'a') + ".service"), std::nullopt)
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/.service"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/.scope"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/foo@.service"), std::nullopt)
+        << "a template is not a running unit";
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/@foo.service"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/foo bar.service"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/foo.service.d"), std::nullopt);
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/" + std::string(250, 'a') + ".service"), std::nullopt)
         << "longer than 255";
-    EXPECT_EQ(unitOfCgroup("/system.slice/" + std::string(240, 'a') + ".service"),
+    EXPECT_EQ(internal::unitOfCgroup("/system.slice/" + std::string(240, 'a') + ".service"),
               std::string(240, 'a') + ".service");
 }

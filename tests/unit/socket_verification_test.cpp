@@ -4,6 +4,7 @@
 
 #include "activation_test_support.hpp"
 
+#include <svckit/internal/activation.hpp>
 #include <svckit/log.hpp>
 
 #include <gmock/gmock.h>
@@ -63,14 +64,15 @@ const Mismatch* findKind(const std::vector<Mismatch>& mismatches, Mismatch::Kind
 
 TEST(CompareWithSpec, FindsNothingWrongWithAMatchingSocket) {
     SocketSpec spec = identitySpec();
-    EXPECT_TRUE(compareWithSpec(matchingInfo(spec), matchingOptions(spec), spec, "identity").empty());
+    EXPECT_TRUE(
+        internal::compareWithSpec(matchingInfo(spec), matchingOptions(spec), spec, "identity").empty());
 }
 
 TEST(CompareWithSpec, NamesPassPidfdAndSystemd258WhenSoPassPidfdIsOff) {
     SocketSpec spec = identitySpec();
     AppliedOptions options = matchingOptions(spec);
     options.passPidfd = false;
-    auto mismatches = compareWithSpec(matchingInfo(spec), options, spec, "identity");
+    auto mismatches = internal::compareWithSpec(matchingInfo(spec), options, spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::PassPidfd);
     EXPECT_TRUE(mismatches[0].repairable);
@@ -84,7 +86,7 @@ TEST(CompareWithSpec, NamesPassCredentialsWhenSoPassCredIsOff) {
     SocketSpec spec = identitySpec();
     AppliedOptions options = matchingOptions(spec);
     options.passCredentials = false;
-    auto mismatches = compareWithSpec(matchingInfo(spec), options, spec, "identity");
+    auto mismatches = internal::compareWithSpec(matchingInfo(spec), options, spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::PassCredentials);
     EXPECT_TRUE(mismatches[0].repairable);
@@ -97,7 +99,7 @@ TEST(CompareWithSpec, NamesAcceptFileDescriptorsNoWhenSoPassRightsIsOnButFdsAreR
     SocketSpec spec = identitySpec();
     AppliedOptions options = matchingOptions(spec);
     options.acceptFileDescriptors = true; // the kernel's and systemd's default
-    auto mismatches = compareWithSpec(matchingInfo(spec), options, spec, "identity");
+    auto mismatches = internal::compareWithSpec(matchingInfo(spec), options, spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::AcceptFileDescriptors);
     EXPECT_TRUE(mismatches[0].repairable);
@@ -111,7 +113,7 @@ TEST(CompareWithSpec, NamesAcceptFileDescriptorsYesWhenTheServiceWantsFdsButSoPa
     spec.acceptFileDescriptors = true;
     AppliedOptions options = matchingOptions(spec);
     options.acceptFileDescriptors = false;
-    auto mismatches = compareWithSpec(matchingInfo(spec), options, spec, "identity");
+    auto mismatches = internal::compareWithSpec(matchingInfo(spec), options, spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::AcceptFileDescriptors);
     EXPECT_THAT(mismatches[0].message, HasSubstr("SO_PASSRIGHTS is off"));
@@ -125,7 +127,8 @@ TEST(CompareWithSpec, TreatsAKernelWithoutSoPassRightsAsNoMismatch) {
         spec.acceptFileDescriptors = wanted;
         AppliedOptions options = matchingOptions(spec);
         options.acceptFileDescriptors = std::nullopt;
-        EXPECT_TRUE(compareWithSpec(matchingInfo(spec), options, spec, "identity").empty()) << wanted;
+        EXPECT_TRUE(internal::compareWithSpec(matchingInfo(spec), options, spec, "identity").empty())
+            << wanted;
     }
 }
 
@@ -136,7 +139,7 @@ TEST(CompareWithSpec, TreatsExtraPassCredentialsAndPassPidfdAsHarmless) {
     AppliedOptions options = matchingOptions(spec);
     options.passCredentials = true;
     options.passPidfd = true;
-    EXPECT_TRUE(compareWithSpec(matchingInfo(spec), options, spec, "identity").empty());
+    EXPECT_TRUE(internal::compareWithSpec(matchingInfo(spec), options, spec, "identity").empty());
 }
 
 TEST(CompareWithSpec, ReportsOnlyTheFamilyOfANonUnixSocket) {
@@ -146,7 +149,7 @@ TEST(CompareWithSpec, ReportsOnlyTheFamilyOfANonUnixSocket) {
     info.type = SOCK_DGRAM;
     info.address = "";
     AppliedOptions options; // everything off: would be three option mismatches on an AF_UNIX socket
-    auto mismatches = compareWithSpec(info, options, spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, options, spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Family);
     EXPECT_FALSE(mismatches[0].repairable);
@@ -157,7 +160,7 @@ TEST(CompareWithSpec, ReportsOnlyTheFamilyOfANonUnixSocket) {
 TEST(CompareWithSpec, ReportsAFdThatIsNotASocket) {
     SocketSpec spec = identitySpec();
     SocketInfo info; // isSocket = false
-    auto mismatches = compareWithSpec(info, AppliedOptions{}, spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, AppliedOptions{}, spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Family);
     EXPECT_THAT(mismatches[0].message, HasSubstr("is not an AF_UNIX socket (not a socket at all)"));
@@ -168,7 +171,7 @@ TEST(CompareWithSpec, NamesListenSequentialPacketForAStreamSocket) {
     spec.type = SocketType::SeqPacket;
     SocketInfo info = matchingInfo(spec);
     info.type = SOCK_STREAM;
-    auto mismatches = compareWithSpec(info, matchingOptions(spec), spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, matchingOptions(spec), spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Type);
     EXPECT_FALSE(mismatches[0].repairable);
@@ -182,7 +185,7 @@ TEST(CompareWithSpec, NamesListenStreamForASeqPacketSocket) {
     SocketSpec spec = identitySpec();
     SocketInfo info = matchingInfo(spec);
     info.type = SOCK_SEQPACKET;
-    auto mismatches = compareWithSpec(info, matchingOptions(spec), spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, matchingOptions(spec), spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Type);
     EXPECT_THAT(mismatches[0].message, HasSubstr("'ListenStream=/run/svckit-example-identity.sock'"));
@@ -192,7 +195,7 @@ TEST(CompareWithSpec, SaysToRemoveAcceptYesForAConnectedSocket) {
     SocketSpec spec = identitySpec();
     SocketInfo info = matchingInfo(spec);
     info.listening = false;
-    auto mismatches = compareWithSpec(info, matchingOptions(spec), spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, matchingOptions(spec), spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Listening);
     EXPECT_FALSE(mismatches[0].repairable);
@@ -206,7 +209,7 @@ TEST(CompareWithSpec, SaysToAddAcceptYesForAListeningSocketOfAPerConnectionServi
     spec.accept = true;
     SocketInfo info = matchingInfo(spec);
     info.listening = true;
-    auto mismatches = compareWithSpec(info, matchingOptions(spec), spec, "connection");
+    auto mismatches = internal::compareWithSpec(info, matchingOptions(spec), spec, "connection");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Listening);
     EXPECT_THAT(mismatches[0].message, HasSubstr("socket 'connection'"));
@@ -218,7 +221,7 @@ TEST(CompareWithSpec, NamesTheExpectedAddress) {
     SocketSpec spec = identitySpec();
     SocketInfo info = matchingInfo(spec);
     info.address = "/run/other.sock";
-    auto mismatches = compareWithSpec(info, matchingOptions(spec), spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, matchingOptions(spec), spec, "identity");
     ASSERT_EQ(mismatches.size(), 1u);
     EXPECT_EQ(mismatches[0].kind, Mismatch::Kind::Address);
     EXPECT_FALSE(mismatches[0].repairable);
@@ -237,7 +240,7 @@ TEST(CompareWithSpec, ReportsEveryMismatchAtOnce) {
     info.address = "@elsewhere";
     AppliedOptions options;
     options.acceptFileDescriptors = true;
-    auto mismatches = compareWithSpec(info, options, spec, "identity");
+    auto mismatches = internal::compareWithSpec(info, options, spec, "identity");
     ASSERT_EQ(mismatches.size(), 6u);
     for (Mismatch::Kind kind :
          {Mismatch::Kind::Type, Mismatch::Kind::Listening, Mismatch::Kind::Address,
@@ -346,11 +349,11 @@ TEST(VerifySocket, ReportsAFdThatIsNotASocket) {
 // --- verifyActivation, over fds passed on 3, 4, ... in a child
 // ----------------------------------------------
 
-ListenEnvironment passing(int count, std::string names) {
-    return ListenEnvironment{.pid = std::to_string(::getpid()),
-                             .fds = std::to_string(count),
-                             .fdNames = std::move(names),
-                             .pidfdId = std::nullopt};
+internal::ListenEnvironment passing(int count, std::string names) {
+    return internal::ListenEnvironment{.pid = std::to_string(::getpid()),
+                                       .fds = std::to_string(count),
+                                       .fdNames = std::move(names),
+                                       .pidfdId = std::nullopt};
 }
 
 std::vector<std::string> lines(const std::string& text) {
@@ -377,7 +380,7 @@ TEST(VerifyActivation, RejectsAFdWhoseNameHasNoSpec) {
                   if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
                       return e;
                   auto activation =
-                      Activation::fromValues(passing(2, "identity:stray"), ::getpid(), std::nullopt);
+                      internal::activationFromValues(passing(2, "identity:stray"), ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value());
 
                   std::vector<SocketSpec> specs{spec};
@@ -398,50 +401,50 @@ TEST(VerifyActivation, RejectsAFdWhoseNameHasNoSpec) {
 }
 
 TEST(VerifyActivation, ListsEveryMismatchOnePerLineAndLeavesTheSocketsUntouched) {
-    EXPECT_EQ(runInChild([]() -> std::string {
-                  SocketSpec identity = identitySpec();
-                  identity.address = test::uniqueAbstractAddress("identity");
-                  SocketSpec control = identitySpec();
-                  control.name = "control";
-                  control.passCredentials = false;
-                  control.address = test::uniqueAbstractAddress("control");
-                  std::vector<UniqueFd> fds;
-                  // identity: kernel defaults, so 3 option mismatches.
-                  fds.push_back(test::boundSocket(SOCK_STREAM, identity.address));
-                  // control: a seqpacket socket at another address, its options right: 2 mismatches.
-                  fds.push_back(test::boundSocket(SOCK_SEQPACKET, test::uniqueAbstractAddress("elsewhere")));
-                  CHILD_CHECK(fds[0] && fds[1]);
-                  CHILD_CHECK(applyOptions(fds[1].get(), control).has_value());
-                  if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
-                      return e;
-                  auto activation =
-                      Activation::fromValues(passing(2, "identity:control"), ::getpid(), std::nullopt);
-                  CHILD_CHECK(activation.has_value());
+    EXPECT_EQ(
+        runInChild([]() -> std::string {
+            SocketSpec identity = identitySpec();
+            identity.address = test::uniqueAbstractAddress("identity");
+            SocketSpec control = identitySpec();
+            control.name = "control";
+            control.passCredentials = false;
+            control.address = test::uniqueAbstractAddress("control");
+            std::vector<UniqueFd> fds;
+            // identity: kernel defaults, so 3 option mismatches.
+            fds.push_back(test::boundSocket(SOCK_STREAM, identity.address));
+            // control: a seqpacket socket at another address, its options right: 2 mismatches.
+            fds.push_back(test::boundSocket(SOCK_SEQPACKET, test::uniqueAbstractAddress("elsewhere")));
+            CHILD_CHECK(fds[0] && fds[1]);
+            CHILD_CHECK(applyOptions(fds[1].get(), control).has_value());
+            if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
+                return e;
+            auto activation =
+                internal::activationFromValues(passing(2, "identity:control"), ::getpid(), std::nullopt);
+            CHILD_CHECK(activation.has_value());
 
-                  std::vector<SocketSpec> specs{identity, control};
-                  auto verified = verifyActivation(*activation, specs, VerifyMode::Strict);
-                  CHILD_CHECK(!verified.has_value());
-                  CHILD_CHECK(verified.error().code() == EINVAL);
-                  const std::string& message = verified.error().message();
-                  std::vector<std::string> all = lines(message);
-                  CHILD_CHECK_MSG(all.size() == 1 + 5, "{}", message);
-                  CHILD_CHECK_MSG(all[0].find("5 mismatches") != std::string::npos, "{}", message);
-                  for (size_t i = 1; i < all.size(); ++i)
-                      CHILD_CHECK_MSG(all[i].starts_with("socket '"), "line {}: {}", i, all[i]);
-                  for (const char* setting :
-                       {"PassCredentials=yes", "PassPIDFD=yes", "AcceptFileDescriptors=no",
-                        "is a SOCK_SEQPACKET socket", "but the service expects '@"})
-                      CHILD_CHECK_MSG(message.find(setting) != std::string::npos, "no '{}' in: {}", setting,
-                                      message);
+            std::vector<SocketSpec> specs{identity, control};
+            auto verified = verifyActivation(*activation, specs, VerifyMode::Strict);
+            CHILD_CHECK(!verified.has_value());
+            CHILD_CHECK(verified.error().code() == EINVAL);
+            const std::string& message = verified.error().message();
+            std::vector<std::string> all = lines(message);
+            CHILD_CHECK_MSG(all.size() == 1 + 5, "{}", message);
+            CHILD_CHECK_MSG(all[0].find("5 mismatches") != std::string::npos, "{}", message);
+            for (size_t i = 1; i < all.size(); ++i)
+                CHILD_CHECK_MSG(all[i].starts_with("socket '"), "line {}: {}", i, all[i]);
+            for (const char* setting : {"PassCredentials=yes", "PassPIDFD=yes", "AcceptFileDescriptors=no",
+                                        "is a SOCK_SEQPACKET socket", "but the service expects '@"})
+                CHILD_CHECK_MSG(message.find(setting) != std::string::npos, "no '{}' in: {}", setting,
+                                message);
 
-                  // Strict changes nothing.
-                  auto options = readAppliedOptions(3);
-                  CHILD_CHECK(options.has_value());
-                  CHILD_CHECK(!options->passCredentials && !options->passPidfd);
-                  CHILD_CHECK(options->acceptFileDescriptors == std::optional(true));
-                  return {};
-              }),
-              "");
+            // Strict changes nothing.
+            auto options = readAppliedOptions(3);
+            CHILD_CHECK(options.has_value());
+            CHILD_CHECK(!options->passCredentials && !options->passPidfd);
+            CHILD_CHECK(options->acceptFileDescriptors == std::optional(true));
+            return {};
+        }),
+        "");
 }
 
 TEST(VerifyActivation, AcceptsSpecsThatHaveNoFd) {
@@ -456,7 +459,8 @@ TEST(VerifyActivation, AcceptsSpecsThatHaveNoFd) {
                   CHILD_CHECK(applyOptions(fds[0].get(), identity).has_value());
                   if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
                       return e;
-                  auto activation = Activation::fromValues(passing(1, "identity"), ::getpid(), std::nullopt);
+                  auto activation =
+                      internal::activationFromValues(passing(1, "identity"), ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value());
                   std::vector<SocketSpec> specs{identity, unused};
                   auto verified = verifyActivation(*activation, specs, VerifyMode::Strict);
@@ -475,7 +479,8 @@ TEST(VerifyActivation, RepairFixesTheSocketAndLogsEachRepairAsAWarning) {
                   CHILD_CHECK(fds[0]);
                   if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
                       return e;
-                  auto activation = Activation::fromValues(passing(1, "identity"), ::getpid(), std::nullopt);
+                  auto activation =
+                      internal::activationFromValues(passing(1, "identity"), ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value());
 
                   // Capture stderr, where svckit logs.
@@ -520,7 +525,8 @@ TEST(VerifyActivation, RepairStillRefusesWhatSetsockoptCannotFix) {
                   CHILD_CHECK(applyOptions(fds[0].get(), identity).has_value());
                   if (auto e = placeAsPassedFds(std::move(fds)); !e.empty())
                       return e;
-                  auto activation = Activation::fromValues(passing(1, "identity"), ::getpid(), std::nullopt);
+                  auto activation =
+                      internal::activationFromValues(passing(1, "identity"), ::getpid(), std::nullopt);
                   CHILD_CHECK(activation.has_value());
                   std::vector<SocketSpec> specs{identity};
                   auto verified = verifyActivation(*activation, specs, VerifyMode::Repair);

@@ -7,6 +7,7 @@
 // not activated, applying the spec's options before listen() as systemd >= 258 would.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/socket_spec.hpp>
 #include <svckit/unique_fd.hpp>
@@ -30,7 +31,7 @@ struct SocketInfo {
     std::string address;    // AF_UNIX: "/path", "@abstract", or "" when unnamed
 };
 
-[[nodiscard]] Result<SocketInfo> inspectSocket(int fd);
+[[nodiscard]] SVCKIT_EXPORT Result<SocketInfo> inspectSocket(int fd);
 
 struct ActivatedFd {
     UniqueFd fd;
@@ -38,31 +39,20 @@ struct ActivatedFd {
     SocketInfo info;
 };
 
-// The LISTEN_* values as found in the environment (nullopt = unset).
-struct ListenEnvironment {
-    std::optional<std::string> pid;     // LISTEN_PID
-    std::optional<std::string> fds;     // LISTEN_FDS
-    std::optional<std::string> fdNames; // LISTEN_FDNAMES
-    std::optional<std::string> pidfdId; // LISTEN_PIDFDID (systemd >= 259)
+class Activation;
+namespace internal {
+// svckit/internal/activation.hpp, not installed: Activation from given LISTEN_* values, for the tests.
+struct ListenEnvironment;
+Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self,
+                                        std::optional<uint64_t> selfPidfdId);
+} // namespace internal
 
-    // Reads the variables; with unset = true, removes them from the environment afterwards.
-    static ListenEnvironment read(bool unset);
-};
-
-class Activation {
+class SVCKIT_EXPORT Activation {
 public:
     // Reads the environment once and unsets LISTEN_*. A process that was not activated (or whose LISTEN_PID
     // or LISTEN_PIDFDID names another process) gets an empty Activation, not an error; malformed values are
     // errors.
     static Result<Activation> fromEnvironment();
-
-    // The same from given values, for a process `self` whose own pidfd id is `selfPidfdId` (nullopt when the
-    // kernel cannot tell). Takes ownership of fds 3 .. 3+LISTEN_FDS-1 only when they are meant for `self`.
-    static Result<Activation> fromValues(const ListenEnvironment& env, pid_t self,
-                                         std::optional<uint64_t> selfPidfdId);
-
-    // This process's own pidfd id (the inode number of a pidfd on pidfs), as systemd puts in LISTEN_PIDFDID.
-    static std::optional<uint64_t> ownPidfdId();
 
     Activation() = default;
     Activation(Activation&&) noexcept = default;
@@ -80,6 +70,9 @@ public:
     [[nodiscard]] std::vector<ActivatedFd> take(std::string_view name);
 
 private:
+    friend Result<Activation> internal::activationFromValues(const internal::ListenEnvironment& env,
+                                                             pid_t self, std::optional<uint64_t> selfPidfdId);
+
     bool activated_ = false;
     std::string ignoredReason_;
     std::vector<ActivatedFd> fds_;
@@ -87,6 +80,6 @@ private:
 
 // Creates, binds and (for listening specs) listens on the spec's socket: SOCK_CLOEXEC|SOCK_NONBLOCK, a stale
 // socket file at the path is replaced, SocketMode= applied, and the spec's options set before listen().
-[[nodiscard]] Result<UniqueFd> bindSocket(const SocketSpec& spec);
+[[nodiscard]] SVCKIT_EXPORT Result<UniqueFd> bindSocket(const SocketSpec& spec);
 
 } // namespace svckit

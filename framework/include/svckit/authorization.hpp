@@ -15,6 +15,7 @@
 //   addVarlink(svckit::varlink::restrict(std::move(interface), "Shutdown", svckit::Policy::rootOnly()));
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/identity.hpp>
 #include <svckit/varlink.hpp>
 
@@ -28,7 +29,7 @@
 
 namespace svckit {
 
-class Policy {
+class SVCKIT_EXPORT Policy {
 public:
     using Predicate = std::function<bool(const PeerIdentity&)>;
 
@@ -48,8 +49,8 @@ public:
     [[nodiscard]] bool allows(const PeerIdentity& peer) const { return allows_(peer); }
     [[nodiscard]] const std::string& description() const noexcept { return description_; }
 
-    friend Policy operator&&(Policy a, Policy b);
-    friend Policy operator||(Policy a, Policy b);
+    friend SVCKIT_EXPORT Policy operator&&(Policy a, Policy b);
+    friend SVCKIT_EXPORT Policy operator||(Policy a, Policy b);
 
 private:
     Policy(Predicate allows, std::string description)
@@ -61,13 +62,14 @@ private:
 namespace varlink {
 
 // Every method of the interface answers PermissionDenied to callers the policy refuses.
-[[nodiscard]] Interface restrict(Interface interface, Policy policy);
+[[nodiscard]] SVCKIT_EXPORT Interface restrict(Interface interface, Policy policy);
 // Only the named method is restricted (for interfaces built by hand; a generated interface's Settings name
 // methods checked by the compiler). An unknown method name is an error (EINVAL): a typo must not leave the
 // method it meant unguarded.
-[[nodiscard]] Result<Interface> restrict(Interface interface, std::string_view method, Policy policy);
+[[nodiscard]] SVCKIT_EXPORT Result<Interface> restrict(Interface interface, std::string_view method,
+                                                       Policy policy);
 // The method, its handler guarded by the policy.
-[[nodiscard]] Method restrict(Method method, Policy policy);
+[[nodiscard]] SVCKIT_EXPORT Method restrict(Method method, Policy policy);
 
 } // namespace varlink
 } // namespace svckit

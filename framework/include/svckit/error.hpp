@@ -5,6 +5,8 @@
 // for svckit's own refusals). No exception leaves svckit's C-facing code.
 #pragma once
 
+#include <svckit/export.hpp>
+
 #include <cerrno>
 #include <expected>
 #include <format>
@@ -13,7 +15,7 @@
 
 namespace svckit {
 
-class Error {
+class SVCKIT_EXPORT Error {
 public:
     Error(int code, std::string message) : code_(code < 0 ? -code : code), message_(std::move(message)) {}
 

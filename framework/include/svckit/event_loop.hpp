@@ -5,6 +5,7 @@
 // escapes a handler is logged and the loop goes on). One EventLoop per thread.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 
 #include <chrono>
@@ -18,7 +19,7 @@ struct sd_event_source;
 namespace svckit {
 
 // An owned sd_event_source: disabled and released when destroyed or reset.
-class EventSource {
+class SVCKIT_EXPORT EventSource {
 public:
     EventSource() noexcept = default;
     explicit EventSource(sd_event_source* source) noexcept : source_(source) {}
@@ -50,7 +51,7 @@ private:
     sd_event_source* source_ = nullptr;
 };
 
-class EventLoop {
+class SVCKIT_EXPORT EventLoop {
 public:
     using IoHandler = std::function<void(uint32_t revents)>;
     using TimerHandler = std::function<void()>;

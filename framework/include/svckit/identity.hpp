@@ -7,6 +7,7 @@
 // returned.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/message.hpp>
 #include <svckit/unique_fd.hpp>
@@ -30,11 +31,11 @@ struct PeerIdentity {
 };
 
 // The peer of a connected AF_UNIX socket. The pidfd comes from SO_PEERPIDFD (Linux >= 6.5).
-[[nodiscard]] Result<PeerIdentity> identityOfPeer(int connectedFd);
+[[nodiscard]] SVCKIT_EXPORT Result<PeerIdentity> identityOfPeer(int connectedFd);
 
 // The sender of one received message (SCM_CREDENTIALS, needs PassCredentials=yes; SCM_PIDFD, needs
 // PassPIDFD=yes). Takes the message's pidfd. EPROTO when the message carried no credentials.
-[[nodiscard]] Result<PeerIdentity> identityOfMessage(ReceivedMessage& message);
+[[nodiscard]] SVCKIT_EXPORT Result<PeerIdentity> identityOfMessage(ReceivedMessage& message);
 
 // Facts about a process, all read through (and checked against) its pidfd.
 struct ProcessFacts {
@@ -51,17 +52,12 @@ struct ProcessFacts {
     std::optional<std::string> comm;   // /proc/PID/comm
 };
 
-// The systemd unit a cgroup v2 path belongs to, as sd_cgroup_path_get_unit() sees it: the first path
-// component below the slices that names a .service or .scope ("/system.slice/foo.service/x" ->
-// "foo.service"); nullopt when none.
-[[nodiscard]] std::optional<std::string> unitOfCgroup(std::string_view cgroupPath);
-
 // The pid a pidfd refers to. ESRCH when the process has exited (it may still be a zombie: see isAlive).
-[[nodiscard]] Result<pid_t> pidOfPidfd(int pidfd);
+[[nodiscard]] SVCKIT_EXPORT Result<pid_t> pidOfPidfd(int pidfd);
 // Whether the process has not exited yet (a zombie counts as exited).
-[[nodiscard]] Result<bool> isAlive(int pidfd);
+[[nodiscard]] SVCKIT_EXPORT Result<bool> isAlive(int pidfd);
 // Reads the facts; ESRCH ("the process has exited") when the process is gone before or during the read, so a
 // reused PID's facts are never returned.
-[[nodiscard]] Result<ProcessFacts> readProcessFacts(int pidfd);
+[[nodiscard]] SVCKIT_EXPORT Result<ProcessFacts> readProcessFacts(int pidfd);
 
 } // namespace svckit

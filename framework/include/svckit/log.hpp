@@ -5,6 +5,8 @@
 // debug only; programs log their own errors once.
 #pragma once
 
+#include <svckit/export.hpp>
+
 #include <format>
 #include <string_view>
 
@@ -12,10 +14,10 @@ namespace svckit {
 
 enum class LogLevel { Emerg = 0, Alert, Crit, Err, Warning, Notice, Info, Debug };
 
-[[nodiscard]] bool logEnabled(LogLevel level) noexcept;
-void setLogLevel(LogLevel level) noexcept;
+[[nodiscard]] SVCKIT_EXPORT bool logEnabled(LogLevel level) noexcept;
+SVCKIT_EXPORT void setLogLevel(LogLevel level) noexcept;
 // Writes "<N>line\n" for each line of the message to stderr, in a single write.
-void logMessage(LogLevel level, std::string_view message) noexcept;
+SVCKIT_EXPORT void logMessage(LogLevel level, std::string_view message) noexcept;
 
 template <typename... Args>
 void log(LogLevel level, std::format_string<Args...> fmt, Args&&... args) {

@@ -5,6 +5,7 @@
 // fds, are closed at once and counted (defence in depth behind SO_PASSRIGHTS=0).
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/socket_options.hpp>
 #include <svckit/unique_fd.hpp>
@@ -36,8 +37,8 @@ struct ReceiveOptions {
 };
 
 // EAGAIN is returned as an Error with code EAGAIN.
-[[nodiscard]] Result<ReceivedMessage> receiveMessage(int fd, std::span<std::byte> buffer,
-                                                     const ReceiveOptions& options,
-                                                     ConnectionCounters* counters = nullptr);
+[[nodiscard]] SVCKIT_EXPORT Result<ReceivedMessage> receiveMessage(int fd, std::span<std::byte> buffer,
+                                                                   const ReceiveOptions& options,
+                                                                   ConnectionCounters* counters = nullptr);
 
 } // namespace svckit

@@ -18,6 +18,7 @@
 //   int main(int argc, char** argv) { return svckit::run<Calc>(argc, argv); }
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/event_loop.hpp>
 #include <svckit/socket_options.hpp>
@@ -95,7 +96,7 @@ struct CommandLine {
     std::function<Result<void>(std::span<const std::string> arguments, RunOptions& run)> positional{};
 };
 
-class Service {
+class SVCKIT_EXPORT Service {
 public:
     explicit Service(ServiceSpec spec);
     virtual ~Service();
@@ -147,19 +148,14 @@ struct UnitFile {
     std::string name; // "svckit-example-calc.socket"
     std::string text;
 };
-[[nodiscard]] std::vector<UnitFile> generateUnits(const ServiceSpec& spec);
+[[nodiscard]] SVCKIT_EXPORT std::vector<UnitFile> generateUnits(const ServiceSpec& spec);
 // Writes the units into a directory (created if missing).
-[[nodiscard]] Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory);
+[[nodiscard]] SVCKIT_EXPORT Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory);
 
 namespace detail {
-// The socket --listen=PATH serves: the first Accept=no socket of the spec (the first socket if all are
-// Accept=yes). The spec must have a socket.
-[[nodiscard]] const SocketSpec& firstSocket(const ServiceSpec& spec);
-// "varlink, metrics": the spec's socket names, for messages.
-[[nodiscard]] std::string socketNames(const ServiceSpec& spec);
-
-int runMain(int argc, char** argv, const CommandLine& own,
-            const std::function<std::unique_ptr<Service>()>& make);
+// The body of run<T>() below.
+SVCKIT_EXPORT int runMain(int argc, char** argv, const CommandLine& own,
+                          const std::function<std::unique_ptr<Service>()>& make);
 
 // T declares a struct T::Options for its values, fills the options table from it, and is constructed from it.
 template <class T>

@@ -6,6 +6,7 @@
 // .socket setting that fixes them.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/activation.hpp>
 #include <svckit/error.hpp>
 #include <svckit/socket_spec.hpp>
@@ -29,10 +30,10 @@ struct AppliedOptions {
         acceptFileDescriptors; // SO_PASSRIGHTS; nullopt: the kernel has no SO_PASSRIGHTS (< 6.16)
 };
 
-[[nodiscard]] Result<AppliedOptions> readAppliedOptions(int fd);
+[[nodiscard]] SVCKIT_EXPORT Result<AppliedOptions> readAppliedOptions(int fd);
 // Sets SO_PASSCRED, SO_PASSPIDFD and SO_PASSRIGHTS as the spec says. A kernel without SO_PASSRIGHTS is not an
 // error (the fds are then refused by closing them on receipt).
-[[nodiscard]] Result<void> applyOptions(int fd, const SocketSpec& spec);
+[[nodiscard]] SVCKIT_EXPORT Result<void> applyOptions(int fd, const SocketSpec& spec);
 
 enum class VerifyMode {
     Strict, // a mismatch refuses start-up (the default)
@@ -53,20 +54,15 @@ struct VerifyReport {
     [[nodiscard]] bool ok() const noexcept { return mismatches.empty(); }
 };
 
-// The pure comparison behind verifySocket(): what differs between a socket (as inspected) with these applied
-// options and the spec. A kernel without SO_PASSRIGHTS (acceptFileDescriptors == nullopt) is not a mismatch;
-// it is reported in VerifyReport::notes by verifySocket().
-[[nodiscard]] std::vector<Mismatch> compareWithSpec(const SocketInfo& info, const AppliedOptions& options,
-                                                    const SocketSpec& spec, std::string_view fdName);
-
 // Checks an activated fd against its spec: family (AF_UNIX), type, listening state (listening unless
 // spec.accept), bound address, SO_PASSCRED, SO_PASSPIDFD, SO_PASSRIGHTS.
-[[nodiscard]] VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec, VerifyMode mode);
+[[nodiscard]] SVCKIT_EXPORT VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec,
+                                                      VerifyMode mode);
 
 // Verifies a whole activation against the specs: every passed fd must have a spec of its name. Returns an
 // Error whose message lists every mismatch (one per line) in Strict mode; logs repairs as warnings.
-[[nodiscard]] Result<void> verifyActivation(const Activation& activation, std::span<const SocketSpec> specs,
-                                            VerifyMode mode);
+[[nodiscard]] SVCKIT_EXPORT Result<void> verifyActivation(const Activation& activation,
+                                                          std::span<const SocketSpec> specs, VerifyMode mode);
 
 enum class AcceptedPolicy {
     Repair, // set the missing options on the accepted socket (the default: the gap is a race, not a
@@ -83,13 +79,15 @@ struct ConnectionCounters {
 
 // Checks an accepted (connected) socket against the spec of its listener and repairs or refuses it.
 // Refusal is an Error with EPROTO; the caller closes the socket.
-[[nodiscard]] Result<void> checkAcceptedSocket(int fd, const SocketSpec& spec, AcceptedPolicy policy,
-                                               ConnectionCounters* counters = nullptr);
+[[nodiscard]] SVCKIT_EXPORT Result<void> checkAcceptedSocket(int fd, const SocketSpec& spec,
+                                                             AcceptedPolicy policy,
+                                                             ConnectionCounters* counters = nullptr);
 
 // accept4() with SOCK_CLOEXEC (and SOCK_NONBLOCK when nonblocking), then checkAcceptedSocket().
 // EAGAIN is returned as an Error with code EAGAIN.
-[[nodiscard]] Result<UniqueFd> acceptConnection(int listenFd, const SocketSpec& spec, AcceptedPolicy policy,
-                                                ConnectionCounters* counters = nullptr,
-                                                bool nonblocking = true);
+[[nodiscard]] SVCKIT_EXPORT Result<UniqueFd> acceptConnection(int listenFd, const SocketSpec& spec,
+                                                              AcceptedPolicy policy,
+                                                              ConnectionCounters* counters = nullptr,
+                                                              bool nonblocking = true);
 
 } // namespace svckit

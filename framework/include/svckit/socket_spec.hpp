@@ -5,6 +5,8 @@
 // socket-activated. Field names follow the systemd.socket(5) settings they map to.
 #pragma once
 
+#include <svckit/export.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -17,7 +19,7 @@ enum class SocketType {
     SeqPacket, // ListenSequentialPacket=, SOCK_SEQPACKET
 };
 
-[[nodiscard]] std::string_view toString(SocketType type) noexcept;
+[[nodiscard]] SVCKIT_EXPORT std::string_view toString(SocketType type) noexcept;
 
 struct SocketLimits {
     unsigned maxConnections = 64;      // MaxConnections=

@@ -5,13 +5,14 @@
 // of a descriptor take a UniqueFd by value; functions that only use one take an int.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 
 #include <utility>
 
 namespace svckit {
 
-class UniqueFd {
+class SVCKIT_EXPORT UniqueFd {
 public:
     constexpr UniqueFd() noexcept = default;
     constexpr explicit UniqueFd(int fd) noexcept : fd_(fd) {}

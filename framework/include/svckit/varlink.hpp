@@ -20,6 +20,7 @@
 // thread.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/event_loop.hpp>
 #include <svckit/identity.hpp>
@@ -129,7 +130,7 @@ class DeferredCall;
 
 // One method call, valid while the handler runs. Reply functions return an Error (EALREADY) when the call has
 // already been answered, EBADRQC for replyContinues() without `more`, EBUSY after defer().
-class Call : public detail::Replies<Call> {
+class SVCKIT_EXPORT Call : public detail::Replies<Call> {
 public:
     [[nodiscard]] std::string_view method() const noexcept { return method_; } // "iface.Method"
     [[nodiscard]] JsonView parameters() const noexcept { return parameters_; } // an object, or missing
@@ -173,7 +174,7 @@ private:
 };
 
 // A call answered later. Move-only; replies to a connection that has gone are dropped (ENOTCONN is returned).
-class DeferredCall : public detail::Replies<DeferredCall> {
+class SVCKIT_EXPORT DeferredCall : public detail::Replies<DeferredCall> {
 public:
     DeferredCall() = default;
     DeferredCall(DeferredCall&& other) noexcept;
@@ -271,7 +272,7 @@ struct ServerCounters {
 
 class ServerImpl;
 
-class Server {
+class SVCKIT_EXPORT Server {
 public:
     [[nodiscard]] static Result<Server> create(EventLoop& loop, ServerOptions options = {});
 

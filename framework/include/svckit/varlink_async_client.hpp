@@ -23,6 +23,7 @@
 // runs on the loop's thread.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/event_loop.hpp>
 #include <svckit/unique_fd.hpp>
@@ -68,7 +69,7 @@ class AsyncConnection;
 
 // A call waiting for its reply. Move-only; destroying it cancels the call (its callback is not called). A
 // call whose last reply came, or that failed, is no longer pending.
-class [[nodiscard]] PendingCall {
+class [[nodiscard]] SVCKIT_EXPORT PendingCall {
 public:
     PendingCall() noexcept = default;
     PendingCall(PendingCall&& other) noexcept
@@ -100,7 +101,7 @@ private:
     uint64_t id_ = 0;
 };
 
-class AsyncClient {
+class SVCKIT_EXPORT AsyncClient {
 public:
     // Starts connecting (non-blocking) to "/path", "@abstract" or "unix:/path", "unix:@abstract". Calls may
     // be made at once; they go out when the connection is up. ECONNREFUSED, ENOENT: nothing listens there;

@@ -9,6 +9,7 @@
 // on top of this class. Not thread-safe: one thread uses one Client.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/unique_fd.hpp>
 #include <svckit/varlink.hpp>
@@ -42,7 +43,7 @@ struct ReplyMessage {
     }
 };
 
-class Client {
+class SVCKIT_EXPORT Client {
 public:
     // Connects to "/path", "@abstract" (the abstract namespace) or "unix:/path", "unix:@abstract" (any
     // ";key=value" suffix of a varlink address is ignored).

@@ -1,5 +1,5 @@
 // svckit/varlink_json.hpp — the JSON side of svckit's varlink engine: JsonView, a read-only view of a parsed
-// yyjson value (what a method handler gets as its parameters), JsonDocument, an owned parsed document, and
+// JSON value (what a method handler gets as its parameters), JsonDocument, an owned parsed document, and
 // JsonWriter, the small appending writer replies are written with, and JsonValue, an owned JSON value (what a
 // varlink `object` field becomes in generated code).
 //
@@ -9,9 +9,8 @@
 // only valid as long as the document it points into: in a handler, until the handler returns.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/error.hpp>
-
-#include <yyjson.h>
 
 #include <concepts>
 #include <cstddef>
@@ -24,110 +23,94 @@
 
 namespace svckit::varlink {
 
+// A parsed JSON value. Opaque: svckit and the code varlink-codegen generates (svckit/varlink_codec.hpp) read
+// it; service code holds it only through a JsonView.
+struct JsonNode;
+
 // A read-only view of one JSON value, or of nothing (a missing member): every accessor is safe on a missing
 // view.
-class JsonView {
+class SVCKIT_EXPORT JsonView {
 public:
     constexpr JsonView() noexcept = default;
-    constexpr explicit JsonView(yyjson_val* value) noexcept : value_(value) {}
+    constexpr explicit JsonView(const JsonNode* node) noexcept : node_(node) {}
 
-    [[nodiscard]] bool exists() const noexcept { return value_ != nullptr; }
-    [[nodiscard]] bool isNull() const noexcept { return yyjson_is_null(value_); }
-    [[nodiscard]] bool isObject() const noexcept { return yyjson_is_obj(value_); }
-    [[nodiscard]] bool isArray() const noexcept { return yyjson_is_arr(value_); }
-    [[nodiscard]] bool isString() const noexcept { return yyjson_is_str(value_); }
-    [[nodiscard]] bool isBool() const noexcept { return yyjson_is_bool(value_); }
-    [[nodiscard]] bool isNumber() const noexcept { return yyjson_is_num(value_); }
+    [[nodiscard]] bool exists() const noexcept { return node_ != nullptr; }
+    [[nodiscard]] bool isNull() const noexcept;
+    [[nodiscard]] bool isObject() const noexcept;
+    [[nodiscard]] bool isArray() const noexcept;
+    [[nodiscard]] bool isString() const noexcept;
+    [[nodiscard]] bool isBool() const noexcept;
+    [[nodiscard]] bool isNumber() const noexcept;
 
     // The value, when it has that type (a string may contain NUL bytes: use the view's size).
-    [[nodiscard]] std::optional<std::string_view> string() const noexcept {
-        if (!yyjson_is_str(value_))
-            return std::nullopt;
-        return std::string_view(yyjson_get_str(value_), yyjson_get_len(value_));
-    }
-    [[nodiscard]] std::optional<bool> boolean() const noexcept {
-        if (!yyjson_is_bool(value_))
-            return std::nullopt;
-        return yyjson_get_bool(value_);
-    }
-    // An integer that fits int64_t (no fraction, no exponent form that yyjson reads as a real).
-    [[nodiscard]] std::optional<int64_t> int64() const noexcept {
-        if (yyjson_is_sint(value_))
-            return yyjson_get_sint(value_);
-        if (yyjson_is_uint(value_) && yyjson_get_uint(value_) <= static_cast<uint64_t>(INT64_MAX))
-            return static_cast<int64_t>(yyjson_get_uint(value_));
-        return std::nullopt;
-    }
-    [[nodiscard]] std::optional<uint64_t> uint64() const noexcept {
-        if (yyjson_is_uint(value_))
-            return yyjson_get_uint(value_);
-        return std::nullopt;
-    }
+    [[nodiscard]] std::optional<std::string_view> string() const noexcept;
+    [[nodiscard]] std::optional<bool> boolean() const noexcept;
+    // An integer that fits int64_t (no fraction, no exponent form that the parser reads as a real).
+    [[nodiscard]] std::optional<int64_t> int64() const noexcept;
+    [[nodiscard]] std::optional<uint64_t> uint64() const noexcept;
     // Any number, as a double.
-    [[nodiscard]] std::optional<double> number() const noexcept {
-        if (!yyjson_is_num(value_))
-            return std::nullopt;
-        return yyjson_get_num(value_);
-    }
+    [[nodiscard]] std::optional<double> number() const noexcept;
 
     // A member of an object (a missing view when this is not an object or has no such key).
-    [[nodiscard]] JsonView operator[](std::string_view key) const noexcept {
-        return JsonView(yyjson_obj_getn(value_, key.data(), key.size()));
-    }
+    [[nodiscard]] JsonView operator[](std::string_view key) const noexcept;
     // An element of an array (a missing view when out of range or not an array).
-    [[nodiscard]] JsonView at(size_t index) const noexcept { return JsonView(yyjson_arr_get(value_, index)); }
+    [[nodiscard]] JsonView at(size_t index) const noexcept;
     // Elements of an array or members of an object; 0 otherwise.
-    [[nodiscard]] size_t size() const noexcept {
-        return yyjson_is_arr(value_)   ? yyjson_arr_size(value_)
-               : yyjson_is_obj(value_) ? yyjson_obj_size(value_)
-                                       : 0;
-    }
+    [[nodiscard]] size_t size() const noexcept;
 
     // Calls fn(JsonView element) for each element of an array.
     template <typename Fn>
     void forEachElement(Fn&& fn) const {
-        yyjson_arr_iter iter = yyjson_arr_iter_with(yyjson_is_arr(value_) ? value_ : nullptr);
-        while (yyjson_val* element = yyjson_arr_iter_next(&iter))
-            fn(JsonView(element));
+        visitElements(
+            [](void* context, JsonView element) {
+                (*static_cast<std::remove_reference_t<Fn>*>(context))(element);
+            },
+            &fn);
     }
     // Calls fn(std::string_view key, JsonView value) for each member of an object, in document order.
     template <typename Fn>
     void forEachMember(Fn&& fn) const {
-        yyjson_obj_iter iter = yyjson_obj_iter_with(yyjson_is_obj(value_) ? value_ : nullptr);
-        while (yyjson_val* key = yyjson_obj_iter_next(&iter))
-            fn(std::string_view(yyjson_get_str(key), yyjson_get_len(key)),
-               JsonView(yyjson_obj_iter_get_val(key)));
+        visitMembers(
+            [](void* context, std::string_view key, JsonView value) {
+                (*static_cast<std::remove_reference_t<Fn>*>(context))(key, value);
+            },
+            &fn);
     }
 
-    // The underlying yyjson value, for generated decoders.
-    [[nodiscard]] yyjson_val* raw() const noexcept { return value_; }
+    // The parsed value, for generated decoders (svckit/varlink_codec.hpp); null for a missing view.
+    [[nodiscard]] const JsonNode* node() const noexcept { return node_; }
 
 private:
-    yyjson_val* value_ = nullptr;
+    void visitElements(void (*visit)(void* context, JsonView element), void* context) const;
+    void visitMembers(void (*visit)(void* context, std::string_view key, JsonView value),
+                      void* context) const;
+
+    const JsonNode* node_ = nullptr;
 };
 
 // An owned, parsed JSON document (strict RFC 8259, UTF-8 validated). For clients, tools and tests; the server
 // parses with its own reused allocator instead.
-class JsonDocument {
+class SVCKIT_EXPORT JsonDocument {
 public:
     [[nodiscard]] static Result<JsonDocument> parse(std::string_view text);
 
     JsonDocument(const JsonDocument&) = delete;
     JsonDocument& operator=(const JsonDocument&) = delete;
-    JsonDocument(JsonDocument&& other) noexcept : doc_(std::exchange(other.doc_, nullptr)) {}
+    JsonDocument(JsonDocument&& other) noexcept : tree_(std::exchange(other.tree_, nullptr)) {}
     JsonDocument& operator=(JsonDocument&& other) noexcept;
     ~JsonDocument();
 
-    [[nodiscard]] JsonView root() const noexcept { return JsonView(yyjson_doc_get_root(doc_)); }
+    [[nodiscard]] JsonView root() const noexcept;
 
 private:
-    explicit JsonDocument(yyjson_doc* doc) noexcept : doc_(doc) {}
-    yyjson_doc* doc_ = nullptr;
+    struct Tree; // the parser's document (never defined: json.cpp converts)
+    explicit JsonDocument(Tree* tree) noexcept : tree_(tree) {}
+    Tree* tree_ = nullptr;
 };
 
 // An owned JSON value, kept serialized (compact, as JsonWriter writes it). What varlink's `object` (and
 // `any`) fields are in generated C++ structs; read it with document(). Default: an empty object.
-class JsonValue {
+class SVCKIT_EXPORT JsonValue {
 public:
     JsonValue() = default;
     // Validates the text (EBADMSG when it is not one JSON value) and keeps it compacted.
@@ -146,7 +129,7 @@ private:
 
 // Appends JSON to a std::string. Commas are placed automatically: after a value or a closed container, the
 // next key or value is preceded by one. The writer does not check that keys and values alternate correctly.
-class JsonWriter {
+class SVCKIT_EXPORT JsonWriter {
 public:
     explicit JsonWriter(std::string& out) noexcept : out_(out) {}
 

@@ -12,13 +12,15 @@
 //   replies, streaming that waits for room) and an answer given later;
 // - MethodSettings: one method's settings (fds, `more`, a Policy); a generated interface's `Settings` struct
 //   has one member per method, so a misspelt method does not compile;
-// - codec: decoding straight from yyjson into the structs, validated as sd-varlink validates parameters
-//   against the IDL, and encoding with JsonWriter; the dispatch glue of generated servers and clients.
+// - codec: what decoding into the structs needs (its decoders are in svckit/varlink_codec.hpp, which only
+//   generated sources include), and encoding with JsonWriter; the dispatch glue of generated servers and
+//   clients.
 // - AsyncReply<Out> and the callbacks of generated AsyncClients (a call, and a call with `more`).
 // Everything runs on the engine's dynamic API (Call, DeferredCall, JsonWriter), the blocking Client and the
 // AsyncClient.
 #pragma once
 
+#include <svckit/export.hpp>
 #include <svckit/authorization.hpp>
 #include <svckit/error.hpp>
 #include <svckit/identity.hpp>
@@ -27,8 +29,6 @@
 #include <svckit/varlink_async_client.hpp>
 #include <svckit/varlink_client.hpp>
 #include <svckit/varlink_json.hpp>
-
-#include <yyjson.h>
 
 #include <array>
 #include <concepts>
@@ -57,7 +57,7 @@ concept ErrorType = requires(const E& error, JsonWriter& writer) {
 };
 
 // A typed error reply: the full error name and its parameters as a serialized JSON object.
-class ErrorReply {
+class SVCKIT_EXPORT ErrorReply {
 public:
     // parametersJson must be a serialized JSON object; anything else is sent as {}.
     ErrorReply(std::string name, std::string parametersJson = "{}")
@@ -299,11 +299,12 @@ struct MethodSettings {
     std::optional<Policy> policy{};
 };
 
-// Decoding and encoding of generated types. Decoders read yyjson values straight into C++ values and
-// validate as sd-varlink does before a method handler runs (varlink-idl.c, then sd_json_dispatch):
-// first every field in IDL order (missing or null when required, wrong type), then unknown keys in document
-// order, then what only dispatching finds, in document order (a duplicate key, an int that passed the type
-// check but does not fit int64 or a string that is no int). Generated code calls these; users do not.
+// Decoding and encoding of generated types. Decoders (svckit/varlink_codec.hpp) read parsed values straight
+// into C++ values and validate as sd-varlink does before a method handler runs (varlink-idl.c, then
+// sd_json_dispatch): first every field in IDL order (missing or null when required, wrong type), then unknown
+// keys in document order, then what only dispatching finds, in document order (a duplicate key, an int that
+// passed the type check but does not fit int64 or a string that is no int). Generated code calls these; users
+// do not.
 namespace codec {
 
 // How a value decoded. Late: the value has the right JSON type but cannot be converted — sd-varlink finds
@@ -382,10 +383,10 @@ private:
     Mode mode_;
 };
 
-// A generated struct: `static Status decode(yyjson_val* object, T& out, Mode, std::string_view* bad)` (object
-// may be null: no members) and `void writeMembers(JsonWriter&) const`.
+// A generated struct: `static Status decode(const JsonNode* object, T& out, Mode, std::string_view* bad)`
+// (object may be null: no members) and `void writeMembers(JsonWriter&) const`.
 template <typename T>
-concept Struct = requires(yyjson_val* v, T& out, const T& in, JsonWriter& w, std::string_view* bad) {
+concept Struct = requires(const JsonNode* v, T& out, const T& in, JsonWriter& w, std::string_view* bad) {
     { T::decode(v, out, Mode::Strict, bad) } -> std::same_as<Status>;
     in.writeMembers(w);
 };
@@ -396,92 +397,11 @@ concept Enum = std::is_enum_v<E> && requires(E e, std::string_view text) {
     { fromString(text, e) } -> std::same_as<bool>;
 };
 
-Status decode(yyjson_val* v, int64_t& out, Mode mode) noexcept;
-Status decode(yyjson_val* v, double& out, Mode mode) noexcept;
-Status decode(yyjson_val* v, bool& out, Mode mode) noexcept;
-Status decode(yyjson_val* v, std::string& out, Mode mode);
-Status decode(yyjson_val* v, JsonValue& out, Mode mode); // `object`: a JSON object
-template <Struct T>
-Status decode(yyjson_val* v, T& out, Mode mode);
-template <Enum E>
-Status decode(yyjson_val* v, E& out, Mode mode) noexcept;
-template <typename T>
-Status decode(yyjson_val* v, std::optional<T>& out, Mode mode);
-template <typename T>
-Status decode(yyjson_val* v, std::vector<T>& out, Mode mode);
-template <typename T>
-Status decode(yyjson_val* v, std::map<std::string, T, std::less<>>& out, Mode mode);
-
-template <Struct T>
-Status decode(yyjson_val* v, T& out, Mode mode) {
-    if (!yyjson_is_obj(v))
-        return Status::Invalid;
-    return T::decode(v, out, mode, nullptr);
-}
-
-template <Enum E>
-Status decode(yyjson_val* v, E& out, Mode) noexcept {
-    if (!yyjson_is_str(v))
-        return Status::Invalid;
-    return fromString(std::string_view(yyjson_get_str(v), yyjson_get_len(v)), out) ? Status::Ok
-                                                                                   : Status::Invalid;
-}
-
-template <typename T>
-Status decode(yyjson_val* v, std::optional<T>& out, Mode mode) {
-    if (!v || yyjson_is_null(v)) {
-        out.reset();
-        return Status::Ok;
-    }
-    return decode(v, out.emplace(), mode);
-}
-
-template <typename T>
-Status decode(yyjson_val* v, std::vector<T>& out, Mode mode) {
-    if (!yyjson_is_arr(v))
-        return Status::Invalid;
-    out.clear();
-    out.reserve(yyjson_arr_size(v));
-    Status status = Status::Ok;
-    yyjson_arr_iter iter = yyjson_arr_iter_with(v);
-    while (yyjson_val* element = yyjson_arr_iter_next(&iter)) {
-        Status s = decode(element, out.emplace_back(), mode);
-        if (s == Status::Invalid)
-            return s;
-        if (s == Status::Late)
-            status = s;
-    }
-    return status;
-}
-
-template <typename T>
-Status decode(yyjson_val* v, std::map<std::string, T, std::less<>>& out, Mode mode) {
-    if (!yyjson_is_obj(v))
-        return Status::Invalid;
-    out.clear();
-    Status status = Status::Ok;
-    yyjson_obj_iter iter = yyjson_obj_iter_with(v);
-    while (yyjson_val* key = yyjson_obj_iter_next(&iter)) {
-        auto [it, inserted] = out.try_emplace(std::string(yyjson_get_str(key), yyjson_get_len(key)));
-        Status s = decode(yyjson_obj_iter_get_val(key), it->second, mode);
-        if (s == Status::Invalid)
-            return s;
-        if (s == Status::Late || !inserted) // a duplicate key, as in a struct, is found when dispatching
-            status = Status::Late;
-    }
-    return status;
-}
-
 // Decodes a call's parameters (a missing view: no parameters, as absent and null are). On failure, *bad is
-// the top-level field to name in InvalidParameter.
+// the top-level field to name in InvalidParameter. Defined with the decoders in svckit/varlink_codec.hpp,
+// which generated sources include: the templates below that decode are instantiated there.
 template <Struct T>
-[[nodiscard]] Status decodeParameters(JsonView parameters, T& out, Mode mode, std::string_view* bad) {
-    if (parameters.exists() && !parameters.isObject() && !parameters.isNull()) {
-        *bad = {};
-        return Status::Invalid;
-    }
-    return T::decode(parameters.isObject() ? parameters.raw() : nullptr, out, mode, bad);
-}
+[[nodiscard]] Status decodeParameters(JsonView parameters, T& out, Mode mode, std::string_view* bad);
 
 inline void encode(JsonWriter& w, int64_t value) {
     w.value(value);
@@ -589,7 +509,7 @@ void dispatch(Call& call, Self& self, Reply<Out> (Self::*handler)(In, MethodCont
 }
 
 // A generated Server's method (its name, handler and the flags its IDL gives) with its settings applied.
-[[nodiscard]] Method method(Method generated, const MethodSettings& settings);
+[[nodiscard]] SVCKIT_EXPORT Method method(Method generated, const MethodSettings& settings);
 
 // The output of a reply that is no error; EBADMSG when its parameters do not decode.
 template <typename Out>
@@ -602,7 +522,7 @@ Result<Out> decodeReply(const ReplyMessage& reply, std::string_view method) {
 }
 
 // The ErrorReply of an error reply.
-ErrorReply errorOf(const ReplyMessage& reply);
+SVCKIT_EXPORT ErrorReply errorOf(const ReplyMessage& reply);
 
 template <typename Out, typename In>
 Result<std::expected<Out, ErrorReply>> call(Client& client, std::string_view method, const In& in,

@@ -31,7 +31,7 @@ struct EchoIn {
     ::std::string text{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, EchoIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, EchoIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const EchoIn&) const = default;
@@ -42,7 +42,7 @@ struct EchoOut {
     ::std::string text{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, EchoOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, EchoOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const EchoOut&) const = default;
@@ -54,7 +54,7 @@ struct AddIn {
     ::std::int64_t b{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, AddIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, AddIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const AddIn&) const = default;
@@ -65,7 +65,7 @@ struct AddOut {
     ::std::int64_t sum{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, AddOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, AddOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const AddOut&) const = default;
@@ -76,7 +76,7 @@ struct CountIn {
     ::std::int64_t n{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, CountIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, CountIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const CountIn&) const = default;
@@ -87,7 +87,7 @@ struct CountOut {
     ::std::int64_t i{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, CountOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, CountOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const CountOut&) const = default;
@@ -97,7 +97,7 @@ struct Overflow {
     static constexpr ::std::string_view errorName = "org.example.bench.Overflow";
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Overflow& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Overflow& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     // This error, when `error` is one (for clients).

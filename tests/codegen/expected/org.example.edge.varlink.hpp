@@ -38,7 +38,7 @@ struct Clash {
         ::std::int64_t value{};
 
         // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-        static ::svckit::varlink::codec::Status decode(yyjson_val* object, InnerType& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+        static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, InnerType& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
         // Writes the members (absent optionals are left out).
         void writeMembers(::svckit::varlink::JsonWriter& w) const;
         bool operator==(const InnerType&) const = default;
@@ -51,7 +51,7 @@ struct Clash {
     InnerType inner{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Clash& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Clash& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Clash&) const = default;
@@ -62,7 +62,7 @@ struct Cell {
     ::std::vector<::org::example_edge::v2::Cell> next{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Cell& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Cell& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Cell&) const = default;
@@ -76,7 +76,7 @@ struct Deep {
                 ::std::optional<::std::string> leaf{};
 
                 // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-                static ::svckit::varlink::codec::Status decode(yyjson_val* object, Inner& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+                static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Inner& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
                 // Writes the members (absent optionals are left out).
                 void writeMembers(::svckit::varlink::JsonWriter& w) const;
                 bool operator==(const Inner&) const = default;
@@ -85,7 +85,7 @@ struct Deep {
             ::std::map<::std::string, Inner, ::std::less<>> inner{};
 
             // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-            static ::svckit::varlink::codec::Status decode(yyjson_val* object, Middle& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+            static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Middle& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
             // Writes the members (absent optionals are left out).
             void writeMembers(::svckit::varlink::JsonWriter& w) const;
             bool operator==(const Middle&) const = default;
@@ -95,7 +95,7 @@ struct Deep {
         Middle middle{};
 
         // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-        static ::svckit::varlink::codec::Status decode(yyjson_val* object, Outer& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+        static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Outer& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
         // Writes the members (absent optionals are left out).
         void writeMembers(::svckit::varlink::JsonWriter& w) const;
         bool operator==(const Outer&) const = default;
@@ -104,7 +104,7 @@ struct Deep {
     Outer outer{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Deep& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Deep& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Deep&) const = default;
@@ -113,7 +113,7 @@ struct Deep {
 // The input of Nothing.
 struct NothingIn {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NothingIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, NothingIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const NothingIn&) const = default;
@@ -122,7 +122,7 @@ struct NothingIn {
 // The output of Nothing.
 struct NothingOut {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NothingOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, NothingOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const NothingOut&) const = default;
@@ -133,7 +133,7 @@ struct ServerIn {
     ::std::optional<::org::example_edge::v2::Cell> cell{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, ServerIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, ServerIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const ServerIn&) const = default;
@@ -145,7 +145,7 @@ struct ServerOut {
     ::std::optional<::org::example_edge::v2::Deep> deep{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, ServerOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, ServerOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const ServerOut&) const = default;
@@ -154,7 +154,7 @@ struct ServerOut {
 // The input of Settings.
 struct SettingsIn {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, SettingsIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, SettingsIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const SettingsIn&) const = default;
@@ -163,7 +163,7 @@ struct SettingsIn {
 // The output of Settings.
 struct SettingsOut {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, SettingsOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, SettingsOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const SettingsOut&) const = default;
@@ -172,7 +172,7 @@ struct SettingsOut {
 // The input of NothingContext.
 struct NothingContextIn {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NothingContextIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, NothingContextIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const NothingContextIn&) const = default;
@@ -181,7 +181,7 @@ struct NothingContextIn {
 // The output of NothingContext.
 struct NothingContextOut {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NothingContextOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, NothingContextOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const NothingContextOut&) const = default;
@@ -191,7 +191,7 @@ struct Bare {
     static constexpr ::std::string_view errorName = "org.example-edge.v2.Bare";
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Bare& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Bare& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     // This error, when `error` is one (for clients).

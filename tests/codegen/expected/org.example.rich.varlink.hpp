@@ -52,7 +52,7 @@ struct Point {
     double y{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Point& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Point& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Point&) const = default;
@@ -64,7 +64,7 @@ struct Node {
     ::std::vector<::org::example::rich::Node> children{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Node& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Node& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Node&) const = default;
@@ -89,7 +89,7 @@ struct Keywords {
     Access access{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Keywords& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Keywords& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Keywords&) const = default;
@@ -111,7 +111,7 @@ struct Everything {
         ::std::optional<::std::vector<::std::string>> tags{};
 
         // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-        static ::svckit::varlink::codec::Status decode(yyjson_val* object, Shape& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+        static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Shape& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
         // Writes the members (absent optionals are left out).
         void writeMembers(::svckit::varlink::JsonWriter& w) const;
         bool operator==(const Shape&) const = default;
@@ -122,7 +122,7 @@ struct Everything {
         ::std::int64_t h{};
 
         // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-        static ::svckit::varlink::codec::Status decode(yyjson_val* object, Shapes& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+        static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Shapes& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
         // Writes the members (absent optionals are left out).
         void writeMembers(::svckit::varlink::JsonWriter& w) const;
         bool operator==(const Shapes&) const = default;
@@ -156,7 +156,7 @@ struct Everything {
     ::std::optional<Level> level{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Everything& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Everything& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const Everything&) const = default;
@@ -168,7 +168,7 @@ struct MirrorIn {
     ::std::optional<::org::example::rich::Keywords> keywords{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, MirrorIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, MirrorIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const MirrorIn&) const = default;
@@ -180,7 +180,7 @@ struct MirrorOut {
     ::std::optional<::org::example::rich::Keywords> keywords{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, MirrorOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, MirrorOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const MirrorOut&) const = default;
@@ -191,7 +191,7 @@ struct TreeIn {
     ::std::int64_t depth{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, TreeIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, TreeIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const TreeIn&) const = default;
@@ -202,7 +202,7 @@ struct TreeOut {
     ::org::example::rich::Node root{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, TreeOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, TreeOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const TreeOut&) const = default;
@@ -214,7 +214,7 @@ struct WalkIn {
     ::std::int64_t steps{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, WalkIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, WalkIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const WalkIn&) const = default;
@@ -226,7 +226,7 @@ struct WalkOut {
     ::std::int64_t index{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, WalkOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, WalkOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const WalkOut&) const = default;
@@ -246,7 +246,7 @@ struct FailIn {
     Which which{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, FailIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, FailIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const FailIn&) const = default;
@@ -255,7 +255,7 @@ struct FailIn {
 // The output of Fail.
 struct FailOut {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, FailOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, FailOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const FailOut&) const = default;
@@ -264,7 +264,7 @@ struct FailOut {
 // The input of Ping.
 struct PingIn {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, PingIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, PingIn& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const PingIn&) const = default;
@@ -273,7 +273,7 @@ struct PingIn {
 // The output of Ping.
 struct PingOut {
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, PingOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, PingOut& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     bool operator==(const PingOut&) const = default;
@@ -287,7 +287,7 @@ struct NotFound {
     ::std::string what{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, NotFound& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, NotFound& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     // This error, when `error` is one (for clients).
@@ -304,7 +304,7 @@ struct TooBig {
     ::std::optional<::std::vector<::org::example::rich::Color>> colors{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, TooBig& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, TooBig& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     // This error, when `error` is one (for clients).
@@ -320,7 +320,7 @@ struct Moved {
     ::std::string to{};
 
     // Reads an object (null: one without members), validated as sd-varlink validates; *bad names the field.
-    static ::svckit::varlink::codec::Status decode(yyjson_val* object, Moved& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
+    static ::svckit::varlink::codec::Status decode(const ::svckit::varlink::JsonNode* object, Moved& out, ::svckit::varlink::codec::Mode mode, ::std::string_view* bad);
     // Writes the members (absent optionals are left out).
     void writeMembers(::svckit::varlink::JsonWriter& w) const;
     // This error, when `error` is one (for clients).

@@ -1,0 +1,47 @@
+// svckit/internal/activation.hpp — the seams of socket activation that the tests (and only they) use: the
+// LISTEN_* values as plain data, an Activation built from given values instead of the environment, this
+// process's pidfd id, and the pure comparison behind verifySocket(). Never installed: not part of svckit's
+// API (svckit::internal is not exported from libsvckit.so; tests link the library's static variant).
+#pragma once
+
+#include <svckit/activation.hpp>
+#include <svckit/error.hpp>
+#include <svckit/socket_options.hpp>
+#include <svckit/socket_spec.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace svckit::internal {
+
+// The LISTEN_* values as found in the environment (nullopt = unset).
+struct ListenEnvironment {
+    std::optional<std::string> pid;     // LISTEN_PID
+    std::optional<std::string> fds;     // LISTEN_FDS
+    std::optional<std::string> fdNames; // LISTEN_FDNAMES
+    std::optional<std::string> pidfdId; // LISTEN_PIDFDID (systemd >= 259)
+
+    // Reads the variables; with unset = true, removes them from the environment afterwards.
+    static ListenEnvironment read(bool unset);
+};
+
+// What Activation::fromEnvironment() does, from given values, for a process `self` whose own pidfd id is
+// `selfPidfdId` (nullopt when the kernel cannot tell). Takes ownership of fds 3 .. 3+LISTEN_FDS-1 only when
+// they are meant for `self`.
+[[nodiscard]] Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self,
+                                                      std::optional<uint64_t> selfPidfdId);
+
+// This process's own pidfd id (the inode number of a pidfd on pidfs), as systemd puts in LISTEN_PIDFDID.
+[[nodiscard]] std::optional<uint64_t> ownPidfdId();
+
+// The pure comparison behind verifySocket(): what differs between a socket (as inspected) with these applied
+// options and the spec. A kernel without SO_PASSRIGHTS (acceptFileDescriptors == nullopt) is not a mismatch;
+// it is reported in VerifyReport::notes by verifySocket().
+[[nodiscard]] std::vector<Mismatch> compareWithSpec(const SocketInfo& info, const AppliedOptions& options,
+                                                    const SocketSpec& spec, std::string_view fdName);
+
+} // namespace svckit::internal
