@@ -2,6 +2,7 @@
 // notify systemd, stop gracefully.
 #include "base/private.hpp"
 #include "service/raw_endpoint.hpp"
+#include "service/supervisor.hpp"
 #include "service/varlink_endpoint.hpp"
 
 #include <svckit/activation.hpp>
@@ -18,8 +19,6 @@
 #include <map>
 #include <print>
 #include <format>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace svckit {
@@ -304,8 +303,24 @@ Result<int> Service::run(const RunOptions& options) {
         return 0;
     }
     bool anyListening = std::ranges::any_of(*sockets, [](const Acquired& s) { return !s.connected; });
-    if (spec_.workers > 1 && anyListening)
-        return superviseWorkers(std::move(*sockets));
+    if (spec_.workers > 1 && anyListening) {
+        // Forked before any loop or endpoint exists: each worker builds its own from the acquired sockets.
+        return superviseWorkers({.workers = spec_.workers, .maxReplacements = 10 * spec_.workers}, [&] {
+            std::vector<Acquired> own;
+            for (const Acquired& s : *sockets) {
+                auto copy = s.fd.dup();
+                if (!copy) {
+                    logError("worker {}: {}", ::getpid(), copy.error().message());
+                    return 1;
+                }
+                own.push_back({.spec = s.spec, .fd = std::move(*copy), .connected = s.connected});
+            }
+            auto code = serve(std::move(own), false);
+            if (!code)
+                logError("worker {}: {}", ::getpid(), code.error().message());
+            return code ? *code : 1;
+        });
+    }
     return serve(std::move(*sockets), true);
 }
 
@@ -410,111 +425,6 @@ Result<void> Service::watchIdle(std::chrono::milliseconds after, bool acceptMode
             return ok;
     }
     return {};
-}
-
-Result<int> Service::superviseWorkers(std::vector<Acquired> sockets) {
-    pid_t supervisor = ::getpid();
-    std::vector<pid_t> workers;
-    auto spawn = [&]() -> Result<pid_t> {
-        pid_t pid = ::fork();
-        if (pid < 0)
-            return failErrno("Failed to fork a worker");
-        if (pid == 0) {
-            (void)::prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (::getppid() != supervisor)
-                ::_exit(0);
-            // A respawned worker inherits the supervisor's loop: leave it alone (its epoll instance is shared
-            // with the supervisor, so tearing it down here would remove the supervisor's sources).
-            (void)runtime_.release();
-            // The supervisor's loop blocked these for its signalfd; a worker starts with a clean mask and
-            // blocks them again in its own loop.
-            sigset_t none;
-            sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            std::vector<Acquired> own;
-            for (Acquired& s : sockets) {
-                int copy = ::fcntl(s.fd.get(), F_DUPFD_CLOEXEC, 3);
-                if (copy < 0)
-                    ::_exit(1);
-                own.push_back({.spec = s.spec, .fd = UniqueFd(copy), .connected = s.connected});
-            }
-            auto code = serve(std::move(own), false);
-            if (!code)
-                logError("worker {}: {}", ::getpid(), code.error().message());
-            std::fflush(nullptr);
-            ::_exit(code ? *code : 1);
-        }
-        return pid;
-    };
-    for (unsigned i = 0; i < spec_.workers; ++i) {
-        auto pid = spawn();
-        if (!pid) {
-            for (pid_t w : workers)
-                ::kill(w, SIGTERM);
-            return std::unexpected(pid.error());
-        }
-        workers.push_back(*pid);
-    }
-
-    auto loop = EventLoop::create();
-    if (!loop)
-        return std::unexpected(loop.error());
-    runtime_ = std::make_unique<Runtime>(std::move(*loop));
-    Runtime& rt = *runtime_;
-    int exitCode = 0;
-    unsigned restarts = 0;
-    auto stopAll = [&](const signalfd_siginfo&) {
-        if (rt.stopping)
-            return;
-        rt.stopping = true;
-        notify(true, "STOPPING=1");
-        for (pid_t w : workers)
-            ::kill(w, SIGTERM);
-    };
-    auto reap = [&](const signalfd_siginfo&) {
-        for (;;) {
-            int status = 0;
-            pid_t pid = ::waitpid(-1, &status, WNOHANG);
-            if (pid <= 0)
-                break;
-            auto it = std::ranges::find(workers, pid);
-            if (it == workers.end())
-                continue;
-            workers.erase(it);
-            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            if (rt.stopping)
-                continue;
-            logWarning("Worker {} {} {}", pid, WIFEXITED(status) ? "exited with" : "was killed by signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-            if (clean || ++restarts > 10 * spec_.workers) {
-                if (!clean)
-                    exitCode = 1;
-                stopAll({});
-                continue;
-            }
-            if (auto again = spawn())
-                workers.push_back(*again);
-        }
-        if (workers.empty())
-            rt.loop.exit(exitCode);
-    };
-    for (int signal : {SIGTERM, SIGINT}) {
-        auto source = rt.loop.addSignal(signal, stopAll);
-        if (!source)
-            return std::unexpected(source.error());
-        rt.sources.push_back(std::move(*source));
-    }
-    auto child = rt.loop.addSignal(SIGCHLD, reap);
-    if (!child)
-        return std::unexpected(child.error());
-    rt.sources.push_back(std::move(*child));
-    // A worker may have died before SIGCHLD was blocked for the signalfd: look once now.
-    reap({});
-
-    notify(true, std::format("READY=1\nSTATUS=Serving with {} worker processes", spec_.workers));
-    auto code = rt.loop.run();
-    rt.sources.clear();
-    return code;
 }
 
 } // namespace svckit

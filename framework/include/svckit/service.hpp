@@ -59,8 +59,9 @@ struct ServiceSpec {
     std::chrono::milliseconds exitOnIdle{0};
     // WatchdogSec= in the .service unit (zero: none). Pings are sent whenever systemd sets WATCHDOG_USEC.
     std::chrono::milliseconds watchdog{0};
-    // Processes serving the activated listening sockets. With more than one, the main process forks
-    // workers - 1 more after verifying the sockets; each runs its own loop, server and start().
+    // Processes serving the listening sockets. With more than one, the main process verifies the sockets and
+    // forks that many workers, before any loop exists; each runs its own loop, endpoints and start(), and the
+    // main process only supervises them.
     unsigned workers = 1;
     VerifyMode verifyMode = VerifyMode::Strict;
     varlink::ServerOptions varlink{};
@@ -148,7 +149,6 @@ private:
     Result<std::unique_ptr<Endpoint>> makeEndpoint(Protocol protocol, EventLoop& loop);
     Result<int> serve(std::vector<Acquired> sockets, bool notifyManager);
     Result<void> watchIdle(std::chrono::milliseconds after, bool acceptMode);
-    Result<int> superviseWorkers(std::vector<Acquired> sockets);
 
     ServiceSpec spec_;
     std::vector<varlink::Interface> interfaces_;
