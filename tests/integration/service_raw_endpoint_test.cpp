@@ -336,8 +336,10 @@ TEST_F(RawEndpoint, AnAcceptYesConnectionIsServedAndTheServiceEndsWithIt) {
     fds.push_back(std::move(accepted));
     Child service(dir, {}, std::move(fds), "stream");
     EXPECT_EQ(ask(client.get()), me()) << service.err();
+    // While its connection is open the instance stays, however long the client waits between messages.
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(service.running()) << "ended although its connection was open: " << service.err();
     EXPECT_EQ(ask(client.get()), me()) << service.err();
-    EXPECT_TRUE(service.running()) << service.err();
     client.reset();
     EXPECT_EQ(service.wait(), 0) << "the service did not end with its one connection: " << service.err();
 }
@@ -351,6 +353,12 @@ TEST_F(RawEndpoint, ExitOnIdleWaitsWhileARawConnectionIsOpen) {
     // Three idle timeouts with the connection open: still there.
     std::this_thread::sleep_for(900ms);
     EXPECT_TRUE(service.running()) << "exited although a raw connection was open: " << service.err();
+    EXPECT_EQ(service.err().find("No connection for"), std::string::npos) << service.err();
+    // Not stopping either: it still accepts.
+    UniqueFd another = test::connectTo(SOCK_STREAM, path("stream"));
+    ASSERT_TRUE(another) << service.err();
+    EXPECT_EQ(ask(another.get()), me()) << service.err();
+    another.reset();
     EXPECT_EQ(ask(held.get(), "pong\n"), "pong") << service.err();
     held.reset();
     auto code = service.wait();
