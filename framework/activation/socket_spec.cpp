@@ -12,4 +12,14 @@ std::string_view toString(SocketType type) noexcept {
     return "unknown";
 }
 
+std::string_view toString(Protocol protocol) noexcept {
+    switch (protocol) {
+    case Protocol::Varlink:
+        return "varlink";
+    case Protocol::Raw:
+        return "raw";
+    }
+    return "unknown";
+}
+
 } // namespace svckit

@@ -38,7 +38,7 @@ void printHelp(const ServiceSpec& spec, const CommandLine& own) {
     std::println("  -h --help              Show this help and exit");
     std::println("     --version           Show the version and exit");
     std::println("     --print-units[=DIR] Print the service's systemd units, or write them into DIR");
-    std::println("     --listen=PATH       Serve the first varlink socket on PATH, without systemd");
+    std::println("     --listen=PATH       Serve the first socket on PATH, without systemd");
     std::println(
         "     --listen=NAME=PATH  Serve socket NAME on PATH (repeatable); only the sockets given are served");
     std::println("     --check             Verify the socket-activated sockets against the spec and exit");

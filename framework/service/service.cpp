@@ -1,8 +1,13 @@
 // The Service lifecycle: acquire and verify the sockets, serve them on one loop (or in worker processes),
 // notify systemd, stop gracefully.
+#include "base/private.hpp"
+#include "service/raw_endpoint.hpp"
 #include "service/spec_names.hpp"
+#include "service/supervisor.hpp"
+#include "service/varlink_endpoint.hpp"
 
 #include <svckit/activation.hpp>
+#include <svckit/endpoint.hpp>
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>
 
@@ -15,8 +20,6 @@
 #include <map>
 #include <print>
 #include <format>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 namespace svckit {
@@ -61,11 +64,22 @@ struct Service::Acquired {
 struct Service::Runtime {
     explicit Runtime(EventLoop l) : loop(std::move(l)) {}
     EventLoop loop;
-    std::optional<varlink::Server> server;
-    bool notify = true; // the main process talks to systemd; workers do not
+    // One endpoint per protocol served (the registry: Service::makeEndpoint).
+    std::map<Protocol, std::unique_ptr<Endpoint>> endpoints;
+    VarlinkEndpoint* varlink = nullptr; // the varlink one, for Service::varlink()
+    bool notify = true;                 // the main process talks to systemd; workers do not
     bool stopping = false;
+    size_t undrained = 0; // endpoints a graceful stop still waits for
     std::vector<EventSource> sources;
+    EventSource idleTimer;
     EventSource drainTimer;
+
+    [[nodiscard]] size_t connectionCount() const {
+        size_t n = 0;
+        for (const auto& [protocol, endpoint] : endpoints)
+            n += endpoint->connectionCount();
+        return n;
+    }
 };
 
 Service::Service(ServiceSpec spec) : spec_(std::move(spec)) {}
@@ -95,6 +109,63 @@ void Service::addVarlink(Result<varlink::Interface> interface) {
     addVarlink(std::move(*interface));
 }
 
+void Service::addRaw(std::string socket, raw::Handler handler) {
+    std::optional<Error> error;
+    auto spec = std::ranges::find(spec_.sockets, socket, &SocketSpec::name);
+    if (runtime_)
+        error = Error(EBUSY, "Raw handlers must be added before the service runs");
+    else if (spec == spec_.sockets.end())
+        error = Error(ENOENT, std::format("addRaw(\"{}\"): the spec has no socket '{}' (its sockets: {})",
+                                          socket, socket, detail::socketNames(spec_)));
+    else if (spec->protocol != Protocol::Raw)
+        error = Error(EINVAL, std::format("addRaw(\"{}\"): socket '{}' is a {} socket, not a raw one", socket,
+                                          socket, toString(spec->protocol)));
+    else if (!handler.message && !handler.connected)
+        error = Error(
+            EINVAL, std::format("addRaw(\"{}\"): the handler has neither `message` nor `connected`", socket));
+    else if (rawHandlers_.contains(socket))
+        error = Error(EEXIST, std::format("addRaw(\"{}\"): the socket has a handler already", socket));
+    if (error) {
+        if (!setupError_)
+            setupError_ = std::move(error);
+        return;
+    }
+    rawHandlers_.emplace(std::move(socket), std::move(handler));
+}
+
+Result<void> Service::checkEndpoints() const {
+    for (const SocketSpec& s : spec_.sockets)
+        if (s.protocol == Protocol::Raw && !rawHandlers_.contains(s.name))
+            return fail(EINVAL,
+                        "Socket '{}' is a raw socket without a handler: the service must declare one with "
+                        "addRaw(\"{}\", handler) in its constructor",
+                        s.name, s.name);
+    return {};
+}
+
+Result<std::unique_ptr<Endpoint>> Service::makeEndpoint(Protocol protocol, EventLoop& loop) {
+    switch (protocol) {
+    case Protocol::Varlink: {
+        varlink::ServerOptions options = spec_.varlink;
+        if (options.info.product.empty())
+            options.info.product = spec_.name;
+        if (options.info.version.empty())
+            options.info.version = spec_.version;
+        auto endpoint = VarlinkEndpoint::create(loop, std::move(options), interfaces_);
+        if (!endpoint)
+            return std::unexpected(endpoint.error());
+        return std::unique_ptr<Endpoint>(std::move(*endpoint));
+    }
+    case Protocol::Raw: {
+        auto endpoint = raw::EndpointCore::create(loop, rawHandlers_);
+        if (!endpoint)
+            return std::unexpected(endpoint.error());
+        return std::unique_ptr<Endpoint>(std::move(*endpoint));
+    }
+    }
+    return fail(EINVAL, "No endpoint serves protocol {}", static_cast<int>(protocol));
+}
+
 EventLoop& Service::loop() {
     if (!runtime_) {
         logError("Service::loop() called before the service started");
@@ -104,11 +175,11 @@ EventLoop& Service::loop() {
 }
 
 varlink::Server& Service::varlink() {
-    if (!runtime_ || !runtime_->server) {
-        logError("Service::varlink() called before the service started");
+    if (!runtime_ || !runtime_->varlink) {
+        logError("Service::varlink() called before the service started, or with no varlink socket served");
         std::abort();
     }
-    return *runtime_->server;
+    return runtime_->varlink->server();
 }
 
 void Service::setStatus(std::string_view status) {
@@ -122,24 +193,35 @@ void Service::requestStop() {
     Runtime& rt = *runtime_;
     rt.stopping = true;
     notify(rt.notify, "STOPPING=1");
-    if (rt.server) {
-        (void)rt.server->setIdleCallback({}, {});
-        rt.server->stopAccepting();
+    rt.idleTimer.reset();
+    for (auto& [protocol, endpoint] : rt.endpoints) {
+        (void)endpoint->setNoConnectionCallback({});
+        endpoint->stopAccepting();
     }
     stop();
-    if (!rt.server) {
+    if (rt.endpoints.empty()) {
         rt.loop.exit(0);
         return;
     }
-    // Exit once every call in flight is answered and written, or after drainTimeout whatever is left.
+    // Exit once every endpoint is drained (every call in flight answered and written), or after drainTimeout
+    // whatever is left.
     auto timeout = rt.loop.addTimer(drainTimeout, [this] {
-        logWarning("Stopping with {} call(s) still unanswered after {} s", runtime_->server->callsInFlight(),
+        std::string pending;
+        for (const auto& [protocol, endpoint] : runtime_->endpoints)
+            if (std::string work = endpoint->pendingWork(); !work.empty())
+                pending += (pending.empty() ? "" : ", ") + work;
+        logWarning("Stopping with {} after {} s", pending.empty() ? "replies unwritten" : pending,
                    std::chrono::duration_cast<std::chrono::seconds>(drainTimeout).count());
         runtime_->loop.exit(0);
     });
     if (timeout)
         rt.drainTimer = std::move(*timeout);
-    rt.server->whenDrained([this] { runtime_->loop.exit(0); });
+    rt.undrained = rt.endpoints.size();
+    for (auto& [protocol, endpoint] : rt.endpoints)
+        endpoint->whenDrained([this] {
+            if (--runtime_->undrained == 0)
+                runtime_->loop.exit(0);
+        });
 }
 
 Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& options) {
@@ -210,6 +292,8 @@ Result<int> Service::run(const RunOptions& options) {
         return fail(EBUSY, "The service is already running");
     if (setupError_)
         return std::unexpected(setupError_->withContext("The service's declaration failed"));
+    if (auto ok = checkEndpoints(); !ok)
+        return std::unexpected(ok.error());
     auto sockets = acquire(options);
     if (!sockets)
         return std::unexpected(sockets.error());
@@ -220,8 +304,24 @@ Result<int> Service::run(const RunOptions& options) {
         return 0;
     }
     bool anyListening = std::ranges::any_of(*sockets, [](const Acquired& s) { return !s.connected; });
-    if (spec_.workers > 1 && anyListening)
-        return superviseWorkers(std::move(*sockets));
+    if (spec_.workers > 1 && anyListening) {
+        // Forked before any loop or endpoint exists: each worker builds its own from the acquired sockets.
+        return superviseWorkers({.workers = spec_.workers, .maxReplacements = 10 * spec_.workers}, [&] {
+            std::vector<Acquired> own;
+            for (const Acquired& s : *sockets) {
+                auto copy = s.fd.dup();
+                if (!copy) {
+                    logError("worker {}: {}", ::getpid(), copy.error().message());
+                    return 1;
+                }
+                own.push_back({.spec = s.spec, .fd = std::move(*copy), .connected = s.connected});
+            }
+            auto code = serve(std::move(own), false);
+            if (!code)
+                logError("worker {}: {}", ::getpid(), code.error().message());
+            return code ? *code : 1;
+        });
+    }
     return serve(std::move(*sockets), true);
 }
 
@@ -232,23 +332,30 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
     runtime_ = std::make_unique<Runtime>(std::move(*loop));
     Runtime& rt = *runtime_;
     rt.notify = notifyManager;
-
-    varlink::ServerOptions serverOptions = spec_.varlink;
-    if (serverOptions.info.product.empty())
-        serverOptions.info.product = spec_.name;
-    if (serverOptions.info.version.empty())
-        serverOptions.info.version = spec_.version;
-    auto server = varlink::Server::create(rt.loop, std::move(serverOptions));
-    if (!server)
-        return std::unexpected(server.error());
-    rt.server.emplace(std::move(*server));
-    for (const varlink::Interface& interface : interfaces_)
-        if (auto ok = rt.server->addInterface(interface); !ok)
-            return std::unexpected(ok.error());
+    // Connections and sources go before the loop they live on, whichever way serve() returns.
+    struct Teardown {
+        Runtime& rt;
+        ~Teardown() {
+            rt.sources.clear();
+            rt.idleTimer.reset();
+            rt.drainTimer.reset();
+            rt.varlink = nullptr;
+            rt.endpoints.clear();
+        }
+    } teardown{rt};
 
     for (Acquired& s : sockets) {
-        auto ok = s.connected ? rt.server->serveConnection(std::move(s.fd), s.spec)
-                              : rt.server->listen(std::move(s.fd), s.spec);
+        auto& endpoint = rt.endpoints[s.spec.protocol];
+        if (!endpoint) {
+            auto made = makeEndpoint(s.spec.protocol, rt.loop);
+            if (!made)
+                return std::unexpected(made.error());
+            endpoint = std::move(*made);
+            if (s.spec.protocol == Protocol::Varlink)
+                rt.varlink = static_cast<VarlinkEndpoint*>(endpoint.get());
+        }
+        auto ok = s.connected ? endpoint->serveConnection(std::move(s.fd), s.spec)
+                              : endpoint->listen(std::move(s.fd), s.spec);
         if (!ok)
             return std::unexpected(
                 ok.error().withContext(std::format("Failed to serve socket '{}'", s.spec.name)));
@@ -264,145 +371,61 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
         rt.sources.push_back(std::move(*source));
     }
 
-    // With one connection handed over by an Accept=yes socket, the service's work ends with it: the server's
-    // idle callback, with no delay, says when it is gone. Otherwise it is the optional exit-on-idle, which
-    // does not apply in a worker (notifyManager is false there): its clean exit would end the whole service.
+    // With connections handed over by Accept=yes sockets, the service's work ends with them: with no delay
+    // once they are gone. Otherwise it is the optional exit-on-idle, which does not apply in a worker
+    // (notifyManager is false there): its clean exit would end the whole service.
     bool acceptMode =
         !sockets.empty() && std::ranges::all_of(sockets, [](const Acquired& s) { return s.connected; });
     bool exitOnIdle = notifyManager && spec_.exitOnIdle > std::chrono::milliseconds(0);
-    if (acceptMode || exitOnIdle) {
-        auto idle = acceptMode ? std::chrono::milliseconds(0) : spec_.exitOnIdle;
-        auto armed = rt.server->setIdleCallback(
-            std::chrono::duration_cast<std::chrono::microseconds>(idle), [this, idle, acceptMode] {
-                if (!acceptMode)
-                    logInfo("No connection for {} ms: exiting until the next one", idle.count());
-                requestStop();
-            });
-        if (!armed)
-            return std::unexpected(armed.error());
-    }
+    if (acceptMode || exitOnIdle)
+        if (auto ok = watchIdle(acceptMode ? std::chrono::milliseconds(0) : spec_.exitOnIdle, acceptMode);
+            !ok)
+            return std::unexpected(ok.error());
 
     if (rt.notify) {
         std::string where;
         for (const Acquired& a : sockets)
-            where += std::format("{}{} ({}{})", where.empty() ? "" : ", ",
+            where += std::format("{}{} ({}, {}{})", where.empty() ? "" : ", ",
                                  a.spec.address.empty() ? "?" : a.spec.address, a.spec.name,
-                                 a.connected ? ", one connection" : "");
-        logInfo("{} {}: serving varlink on {}", spec_.name, spec_.version, where);
+                                 toString(a.spec.protocol), a.connected ? ", one connection" : "");
+        logInfo("{} {}: serving {}", spec_.name, spec_.version, where);
     }
     notify(rt.notify, std::format("READY=1\nSTATUS=Serving {} socket{}", sockets.size(),
                                   sockets.size() == 1 ? "" : "s"));
-    auto code = rt.loop.run();
-    // Connections and sources go before the loop they live on.
-    rt.sources.clear();
-    rt.drainTimer.reset();
-    rt.server.reset();
-    return code;
+    return rt.loop.run();
 }
 
-Result<int> Service::superviseWorkers(std::vector<Acquired> sockets) {
-    pid_t supervisor = ::getpid();
-    std::vector<pid_t> workers;
-    auto spawn = [&]() -> Result<pid_t> {
-        pid_t pid = ::fork();
-        if (pid < 0)
-            return failErrno("Failed to fork a worker");
-        if (pid == 0) {
-            (void)::prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (::getppid() != supervisor)
-                ::_exit(0);
-            // A respawned worker inherits the supervisor's loop: leave it alone (its epoll instance is shared
-            // with the supervisor, so tearing it down here would remove the supervisor's sources).
-            (void)runtime_.release();
-            // The supervisor's loop blocked these for its signalfd; a worker starts with a clean mask and
-            // blocks them again in its own loop.
-            sigset_t none;
-            sigemptyset(&none);
-            ::sigprocmask(SIG_SETMASK, &none, nullptr);
-            std::vector<Acquired> own;
-            for (Acquired& s : sockets) {
-                int copy = ::fcntl(s.fd.get(), F_DUPFD_CLOEXEC, 3);
-                if (copy < 0)
-                    ::_exit(1);
-                own.push_back({.spec = s.spec, .fd = UniqueFd(copy), .connected = s.connected});
-            }
-            auto code = serve(std::move(own), false);
-            if (!code)
-                logError("worker {}: {}", ::getpid(), code.error().message());
-            std::fflush(nullptr);
-            ::_exit(code ? *code : 1);
-        }
-        return pid;
-    };
-    for (unsigned i = 0; i < spec_.workers; ++i) {
-        auto pid = spawn();
-        if (!pid) {
-            for (pid_t w : workers)
-                ::kill(w, SIGTERM);
-            return std::unexpected(pid.error());
-        }
-        workers.push_back(*pid);
-    }
-
-    auto loop = EventLoop::create();
-    if (!loop)
-        return std::unexpected(loop.error());
-    runtime_ = std::make_unique<Runtime>(std::move(*loop));
+// The service is idle when no endpoint has had a connection for `after`: each endpoint says when its last
+// connection has gone, and the one timer runs from the moment none is left anywhere. When it fires with a
+// client waiting in a listening socket's queue, the client is about to be a connection: it waits again.
+Result<void> Service::watchIdle(std::chrono::milliseconds after, bool acceptMode) {
     Runtime& rt = *runtime_;
-    int exitCode = 0;
-    unsigned restarts = 0;
-    auto stopAll = [&](const signalfd_siginfo&) {
-        if (rt.stopping)
+    auto delay = std::chrono::duration_cast<std::chrono::microseconds>(after);
+    auto timer = rt.loop.addTimer(delay, [this, delay, after, acceptMode] {
+        Runtime& r = *runtime_;
+        if (r.stopping || r.connectionCount() != 0)
+            return; // the last connection to go re-arms it
+        if (std::ranges::any_of(r.endpoints, [](const auto& e) { return e.second->connectionWaiting(); })) {
+            (void)r.idleTimer.rearmTimer(delay);
             return;
-        rt.stopping = true;
-        notify(true, "STOPPING=1");
-        for (pid_t w : workers)
-            ::kill(w, SIGTERM);
-    };
-    auto reap = [&](const signalfd_siginfo&) {
-        for (;;) {
-            int status = 0;
-            pid_t pid = ::waitpid(-1, &status, WNOHANG);
-            if (pid <= 0)
-                break;
-            auto it = std::ranges::find(workers, pid);
-            if (it == workers.end())
-                continue;
-            workers.erase(it);
-            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            if (rt.stopping)
-                continue;
-            logWarning("Worker {} {} {}", pid, WIFEXITED(status) ? "exited with" : "was killed by signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-            if (clean || ++restarts > 10 * spec_.workers) {
-                if (!clean)
-                    exitCode = 1;
-                stopAll({});
-                continue;
-            }
-            if (auto again = spawn())
-                workers.push_back(*again);
         }
-        if (workers.empty())
-            rt.loop.exit(exitCode);
-    };
-    for (int signal : {SIGTERM, SIGINT}) {
-        auto source = rt.loop.addSignal(signal, stopAll);
-        if (!source)
-            return std::unexpected(source.error());
-        rt.sources.push_back(std::move(*source));
+        if (!acceptMode)
+            logInfo("No connection for {} ms: exiting until the next one", after.count());
+        requestStop();
+    });
+    if (!timer)
+        return std::unexpected(timer.error());
+    rt.idleTimer = std::move(*timer);
+    for (auto& [protocol, endpoint] : rt.endpoints) {
+        auto ok = endpoint->setNoConnectionCallback([this, delay] {
+            Runtime& r = *runtime_;
+            if (!r.stopping && r.connectionCount() == 0)
+                (void)r.idleTimer.rearmTimer(delay);
+        });
+        if (!ok)
+            return ok;
     }
-    auto child = rt.loop.addSignal(SIGCHLD, reap);
-    if (!child)
-        return std::unexpected(child.error());
-    rt.sources.push_back(std::move(*child));
-    // A worker may have died before SIGCHLD was blocked for the signalfd: look once now.
-    reap({});
-
-    notify(true, std::format("READY=1\nSTATUS=Serving with {} worker processes", spec_.workers));
-    auto code = rt.loop.run();
-    rt.sources.clear();
-    return code;
+    return {};
 }
 
 } // namespace svckit

@@ -36,8 +36,8 @@ for unit in units/*.socket units/*.service; do
 done
 
 c systemctl daemon-reload
-check "the sockets start" c systemctl start svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket \
-    svckit-example-peercred-accept.socket
+check "the sockets start" c systemctl start svckit-example-peercred.socket svckit-example-peercred-identity-seqpacket.socket \
+    svckit-example-peercred-identity-accept.socket
 equals "the service is not running before the first connection" \
     "$(c systemctl is-active svckit-example-peercred.service)" inactive
 
@@ -67,14 +67,14 @@ out=$(call --verify-self "$accept" 2>&1)
 contains "Accept=yes: the instance reports the calling process" "$out" "verify-self: ok"
 contains "Accept=yes: the connected fd had the unit's options" "$out" "\"connection\":$options"
 check "Accept=yes: the connection ran in a per-connection instance" \
-    wait_for 60 journal_has 'svckit-example-peercred-accept@*' 'Serving 0 listening socket(s), 1 connection(s)'
+    wait_for 60 journal_has 'svckit-example-peercred-identity-accept@*' '(identity-accept, raw, one connection)'
 
 # --- a .socket without PassPIDFD=yes: the service refuses to start and says which line to add
-c systemctl stop svckit-example-peercred.service svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket
+c systemctl stop svckit-example-peercred.service svckit-example-peercred.socket svckit-example-peercred-identity-seqpacket.socket
 c sh -c 'mkdir -p /run/systemd/system/svckit-example-peercred.socket.d &&
     printf "[Socket]\nPassPIDFD=no\n" >/run/systemd/system/svckit-example-peercred.socket.d/50-no-pidfd.conf &&
     systemctl daemon-reload && systemctl reset-failed'
-check "the sockets start without PassPIDFD" c systemctl start svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket
+check "the sockets start without PassPIDFD" c systemctl start svckit-example-peercred.socket svckit-example-peercred-identity-seqpacket.socket
 # (The reset comes as soon as the service fails; the long timeout only keeps a slow answer from passing.)
 out=$(call --timeout 60 "$stream" 2>&1)
 rc=$?
@@ -91,7 +91,7 @@ contains "systemctl status shows it too" "$status" "PassPIDFD=yes"
 
 # --- and recovers when the unit is fixed
 c sh -c 'rm -r /run/systemd/system/svckit-example-peercred.socket.d && systemctl daemon-reload &&
-    systemctl reset-failed && systemctl restart svckit-example-peercred.socket svckit-example-peercred-seqpacket.socket'
+    systemctl reset-failed && systemctl restart svckit-example-peercred.socket svckit-example-peercred-identity-seqpacket.socket'
 out=$(call --verify-self "$stream" 2>&1)
 contains "with the unit fixed the service is activated again" "$out" "verify-self: ok"
 

@@ -28,7 +28,7 @@ start() { # start ENV... -- ARGS: runs svckit activate in the background
 
 # --- Accept=no, two sockets, strict verification passes
 start env "$svckit" activate --socket "$units/svckit-example-peercred.socket" \
-    --socket "$units/svckit-example-peercred-seqpacket.socket" -- "$example"
+    --socket "$units/svckit-example-peercred-identity-seqpacket.socket" -- "$example"
 # The socket files appear before the options are set (as under systemd); the log line comes after.
 wait_for 60 grep -q 'listening on' "$log" || flunk "svckit activate listens" "$(cat "$log")"
 out=$("$client" --verify-self "$stream" 2>&1)
@@ -50,7 +50,7 @@ wait $pid
 equals "SIGTERM stops the service with status 0" "$?" 0
 
 # --- Accept=yes: one instance per connection
-start "$svckit" activate --socket "$units/svckit-example-peercred-accept.socket" -- "$example"
+start "$svckit" activate --socket "$units/svckit-example-peercred-identity-accept.socket" -- "$example"
 wait_for 60 grep -q 'listening on' "$log" || flunk "svckit activate listens (Accept=yes)" "$(cat "$log")"
 out1=$("$client" --verify-self "$accept" 2>&1)
 out2=$("$client" --verify-self "$accept" 2>&1)
@@ -63,7 +63,7 @@ exits "Accept=yes: SIGTERM stops svckit activate with status 0" "$?" 0 "$(cat "$
 
 # --- a socket without the promised options: strict refuses, naming the unit lines; repair fixes and warns
 out=$(SVCKIT_ACTIVATE_SKIP_OPTIONS=1 timeout 60 "$svckit" activate --socket "$units/svckit-example-peercred.socket" \
-    --socket "$units/svckit-example-peercred-seqpacket.socket" -- "$example" 2>&1)
+    --socket "$units/svckit-example-peercred-identity-seqpacket.socket" -- "$example" 2>&1)
 status=$?
 equals "strict: the service refuses to start (exit 1)" "$status" 1
 contains "strict: the error names PassPIDFD=yes" "$out" "PassPIDFD=yes"
@@ -72,8 +72,8 @@ contains "strict: the error names AcceptFileDescriptors=no" "$out" "AcceptFileDe
 contains "strict: errors are logged at priority err" "$out" "<3>"
 
 start env SVCKIT_ACTIVATE_SKIP_OPTIONS=1 "$svckit" activate --socket "$units/svckit-example-peercred.socket" \
-    --socket "$units/svckit-example-peercred-seqpacket.socket" -- "$example" --repair
-wait_for 60 grep -q 'Serving' "$log" || flunk "repair: the service starts" "$(cat "$log")"
+    --socket "$units/svckit-example-peercred-identity-seqpacket.socket" -- "$example" --repair
+wait_for 60 grep -q ': serving ' "$log" || flunk "repair: the service starts" "$(cat "$log")"
 out=$("$client" --verify-self "$stream" 2>&1)
 contains "repair: the service runs and sees the repaired options" "$out" "\"listener\":$options"
 # The repair's own warnings (svckit activate's SKIP_OPTIONS notice is at <4> too: the level alone proves nothing).

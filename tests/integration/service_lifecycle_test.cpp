@@ -290,6 +290,20 @@ bool refusedBefore(const std::string& path, std::chrono::milliseconds timeout = 
     return true;
 }
 
+// The anonymous inodes a process holds open, by kind ("[eventpoll]", "[signalfd]", ...): what an event loop
+// is made of.
+std::multiset<std::string> anonInodes(pid_t pid, std::initializer_list<std::string_view> kinds) {
+    std::multiset<std::string> found;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(std::format("/proc/{}/fd", pid), ec)) {
+        std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+        for (std::string_view kind : kinds)
+            if (target == std::format("anon_inode:{}", kind))
+                found.insert(std::string(kind));
+    }
+    return found;
+}
+
 class ServiceLifecycle : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -716,6 +730,31 @@ TEST_F(ServiceLifecycle, AWorkerThatDiesIsReplaced) {
     EXPECT_EQ(now.count(survivor), 1u);
     EXPECT_EQ(now.count(p.pid()), 0u) << "the supervisor itself served a call";
     EXPECT_EQ(now.size(), 2u);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.err();
+}
+
+TEST_F(ServiceLifecycle, TheSupervisorRunsNoLoopAndAReplacementWorkerInheritsNone) {
+    // Workers are forked from a process without any event loop: the supervisor holds no epoll instance and no
+    // signalfd, and a worker forked later to replace one holds what a first one holds, nothing of a loop
+    // more.
+    Launch launch{.env = {socketEnv(), {"FIXTURE_WORKERS", "2"}}};
+    launch.passFds.push_back(activatedSocket(socketPath()));
+    Process p(dir, std::move(launch));
+    auto [killed, survivor] = bothWorkers(p);
+    ASSERT_NE(killed, 0) << p.err();
+    ASSERT_NE(survivor, 0) << p.err();
+    auto loopKinds = {std::string_view("[eventpoll]"), std::string_view("[signalfd]")};
+    EXPECT_TRUE(anonInodes(p.pid(), loopKinds).empty()) << "the supervisor holds an event loop's fds";
+    auto firstWorker = anonInodes(survivor, loopKinds);
+    EXPECT_FALSE(firstWorker.empty()) << "a worker without a loop?";
+    ASSERT_EQ(::kill(killed, SIGKILL), 0);
+    ASSERT_TRUE(p.waitForErr(std::format("Worker {} was killed by signal 9", killed))) << p.err();
+    auto [c, d] = bothWorkers(p);
+    pid_t replacement = c == survivor ? d : c;
+    ASSERT_NE(replacement, 0) << p.err();
+    ASSERT_NE(replacement, survivor) << p.err();
+    EXPECT_EQ(anonInodes(replacement, loopKinds), firstWorker);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.err();
 }

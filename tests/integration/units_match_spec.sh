@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The committed units of the varlink examples are exactly what each binary prints from its ServiceSpec: the
+# The committed units of the examples are exactly what each binary prints from its ServiceSpec: the
 # code and the units cannot drift apart. To update them: `svckit-example-NAME --print-units=units`.
 #   units_match_spec.sh UNITS_DIR EXAMPLE_BINARY...
 set -u

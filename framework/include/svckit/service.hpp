@@ -3,8 +3,10 @@
 // A service is declared once, in a ServiceSpec: its name, description, version, sockets (each a SocketSpec)
 // and how it runs (exit-on-idle, watchdog, workers). From that one declaration svckit acquires the sockets
 // (activated by systemd, or bound itself), verifies them, serves them, and writes the service's units
-// (--print-units). A subclass declares its endpoints (varlink interfaces) in its constructor and may hook
-// start() and stop(). The lifecycle follows what systemd expects of a Type=notify service:
+// (--print-units). Each socket names its protocol (SocketSpec::protocol), and the service hosts one endpoint
+// per protocol (svckit/endpoint.hpp): a subclass declares in its constructor the varlink interfaces
+// (addVarlink) and the handlers of its raw sockets (addRaw, svckit/raw.hpp), and may hook start() and stop().
+// The lifecycle follows what systemd expects of a Type=notify service:
 //   acquire sockets → verify (strict by default) → start() → serve → READY=1, STATUS=
 //   SIGTERM/SIGINT → STOPPING=1, stop accepting, stop(), finish in-flight calls, exit 0
 //   optional exit-on-idle (systemd activates the service again on the next connection); watchdog pings when
@@ -21,6 +23,7 @@
 #include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/event_loop.hpp>
+#include <svckit/raw.hpp>
 #include <svckit/socket_options.hpp>
 #include <svckit/socket_spec.hpp>
 #include <svckit/varlink.hpp>
@@ -37,6 +40,8 @@
 #include <vector>
 
 namespace svckit {
+
+class Endpoint;
 
 // How the service hardens itself in its generated .service unit (systemd.exec(5) sandboxing).
 struct Hardening {
@@ -55,8 +60,9 @@ struct ServiceSpec {
     std::chrono::milliseconds exitOnIdle{0};
     // WatchdogSec= in the .service unit (zero: none). Pings are sent whenever systemd sets WATCHDOG_USEC.
     std::chrono::milliseconds watchdog{0};
-    // Processes serving the activated listening sockets. With more than one, the main process forks
-    // workers - 1 more after verifying the sockets; each runs its own loop, server and start().
+    // Processes serving the listening sockets. With more than one, the main process verifies the sockets and
+    // forks that many workers, before any loop exists; each runs its own loop, endpoints and start(), and the
+    // main process only supervises them.
     unsigned workers = 1;
     VerifyMode verifyMode = VerifyMode::Strict;
     varlink::ServerOptions varlink{};
@@ -67,7 +73,7 @@ struct ServiceSpec {
 // set, the service serves exactly the sockets they name, each bound by itself on the given path (the spec's
 // options applied), and ignores socket activation; the spec's other sockets are not served.
 struct RunOptions {
-    std::optional<std::string> listenPath{};          // --listen=PATH: the first varlink socket on PATH
+    std::optional<std::string> listenPath{};          // --listen=PATH: the first socket on PATH
     std::map<std::string, std::string> listenNamed{}; // --listen=NAME=PATH: socket NAME (SocketSpec::name)
     bool checkOnly = false; // --check: verify the activation, print the result, exit
 };
@@ -110,11 +116,16 @@ public:
     // and run() refuses to start with it, so a declaration error in a constructor cannot go unnoticed.
     void addVarlink(varlink::Interface interface);
     void addVarlink(Result<varlink::Interface> interface);
+    // Declares the handler of the raw socket `socket` (a SocketSpec of Protocol::Raw, by name), in the
+    // constructor. As with addVarlink, a mistake (no such socket, not a raw socket, a handler given twice) is
+    // kept and run() refuses to start with it; so does a raw socket left without a handler.
+    void addRaw(std::string socket, raw::Handler handler);
 
     // The whole lifecycle; returns the exit code (0 after a graceful stop or exit-on-idle).
     [[nodiscard]] Result<int> run(const RunOptions& options = {});
 
-    // Valid from start() until run() returns.
+    // Valid from start() until run() returns. varlink(): the varlink endpoint's server, when a varlink socket
+    // is served.
     [[nodiscard]] EventLoop& loop();
     [[nodiscard]] varlink::Server& varlink();
     // STATUS= for `systemctl status`.
@@ -134,11 +145,15 @@ private:
     struct Runtime;
     struct Acquired;
     Result<std::vector<Acquired>> acquire(const RunOptions& options);
+    Result<void> checkEndpoints() const;
+    // The endpoint registry: the endpoint that serves sockets of `protocol`, one per serving process.
+    Result<std::unique_ptr<Endpoint>> makeEndpoint(Protocol protocol, EventLoop& loop);
     Result<int> serve(std::vector<Acquired> sockets, bool notifyManager);
-    Result<int> superviseWorkers(std::vector<Acquired> sockets);
+    Result<void> watchIdle(std::chrono::milliseconds after, bool acceptMode);
 
     ServiceSpec spec_;
     std::vector<varlink::Interface> interfaces_;
+    std::map<std::string, raw::Handler, std::less<>> rawHandlers_;
     std::optional<Error> setupError_;
     std::unique_ptr<Runtime> runtime_;
 };

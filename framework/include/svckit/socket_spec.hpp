@@ -21,6 +21,15 @@ enum class SocketType {
 
 [[nodiscard]] SVCKIT_EXPORT std::string_view toString(SocketType type) noexcept;
 
+// What the service speaks on a socket; Service hosts one endpoint per protocol (svckit/endpoint.hpp). The
+// units do not depend on it: a socket is a socket to systemd.
+enum class Protocol {
+    Varlink, // the interfaces declared with Service::addVarlink() (the default)
+    Raw,     // the service's own protocol: the handler given to Service::addRaw() for this socket
+};
+
+[[nodiscard]] SVCKIT_EXPORT std::string_view toString(Protocol protocol) noexcept;
+
 struct SocketLimits {
     unsigned maxConnections = 64;      // MaxConnections=
     unsigned maxConnectionsPerUid = 0; // MaxConnectionsPerSource= (per UID for AF_UNIX); 0 = no limit
@@ -30,6 +39,7 @@ struct SocketSpec {
     std::string name;    // FileDescriptorName=; how the service finds the activated fd
     std::string address; // a filesystem path ("/run/foo.sock") or an abstract name ("@foo")
     SocketType type = SocketType::Stream;
+    Protocol protocol = Protocol::Varlink;
     bool accept = false;          // Accept=: one service per connection
     bool passCredentials = false; // PassCredentials= (SO_PASSCRED): SCM_CREDENTIALS on each message
     bool passPidfd = true;        // PassPIDFD= (SO_PASSPIDFD, systemd >= 258): SCM_PIDFD on each message
