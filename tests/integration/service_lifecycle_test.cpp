@@ -5,6 +5,7 @@
 #include <svckit/unique_fd.hpp>
 
 #include "../unit/activation_test_support.hpp"
+#include "child_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -53,12 +54,7 @@ private:
     std::string path_;
 };
 
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using test::readFile;
 
 void touch(const std::string& path) {
     std::ofstream created(path);
@@ -131,7 +127,7 @@ struct Launch {
 };
 
 // A started fixture; its stdout and stderr go to files in the test's directory.
-class Process {
+class Process : public test::ChildProcess {
 public:
     Process(const TempDir& dir, Launch launch) {
         static int counter = 0;
@@ -143,16 +139,9 @@ public:
             int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             ::dup2(out, 1);
             ::dup2(err, 2);
-            size_t n = launch.passFds.size();
-            if (!test::placeAsPassedFds(std::move(launch.passFds)).empty())
-                ::_exit(120);
             for (auto& [k, v] : launch.env)
                 ::setenv(k.c_str(), v.c_str(), 1);
-            if (n > 0) {
-                ::setenv("LISTEN_FDS", std::to_string(n).c_str(), 1);
-                ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
-                ::setenv("LISTEN_FDNAMES", launch.fdNames.c_str(), 1);
-            }
+            (void)test::becomeActivated(std::move(launch.passFds), launch.fdNames);
             if (launch.watchdog) {
                 ::setenv("WATCHDOG_USEC", "200000", 1);
                 ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
@@ -166,25 +155,6 @@ public:
             ::_exit(127);
         }
     }
-    ~Process() {
-        if (pid_ > 0 && !status_) {
-            ::kill(pid_, SIGKILL);
-            (void)wait(5000ms);
-        }
-    }
-    // The exit status (or -signal), or nullopt when it did not exit in time (looked at at least once).
-    std::optional<int> wait(std::chrono::milliseconds timeout = 30000ms) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            int status = 0;
-            if (!status_ && ::waitpid(pid_, &status, WNOHANG) == pid_)
-                status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-            if (status_ || std::chrono::steady_clock::now() >= deadline)
-                return status_;
-            std::this_thread::sleep_for(5ms);
-        }
-    }
-    [[nodiscard]] bool running() { return !wait(0ms).has_value(); }
     // Waits until the stderr holds `text` `count` times (false at the deadline, or once it exited without).
     bool waitForErr(std::string_view text, size_t count = 1, std::chrono::milliseconds timeout = 30000ms) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -197,14 +167,10 @@ public:
             std::this_thread::sleep_for(10ms);
         }
     }
-    void signal(int sig) const { ::kill(pid_, sig); }
-    [[nodiscard]] pid_t pid() const { return pid_; }
     [[nodiscard]] std::string out() const { return readFile(out_); }
     [[nodiscard]] std::string err() const { return readFile(err_); }
 
 private:
-    pid_t pid_ = -1;
-    std::optional<int> status_;
     std::string out_, err_;
 };
 

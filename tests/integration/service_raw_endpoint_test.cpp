@@ -7,6 +7,7 @@
 #include <svckit/unique_fd.hpp>
 
 #include "../unit/activation_test_support.hpp"
+#include "child_process.hpp"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -33,6 +34,7 @@ namespace svckit {
 namespace {
 
 using namespace std::chrono_literals;
+using test::readFile;
 
 // How the service under test is declared; set by each test before it forks the service.
 struct Config {
@@ -109,16 +111,9 @@ private:
     }
 };
 
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 // The service in a child process: run<RawService>(argv), stderr to a file; `passFds` on 3.. as systemd passes
 // them (LISTEN_FDNAMES `names`).
-class Child {
+class Child : public test::ChildProcess {
 public:
     Child(const std::string& dir, std::vector<std::string> args, std::vector<UniqueFd> passFds = {},
           const std::string& names = {}) {
@@ -128,16 +123,9 @@ public:
             return;
         int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         ::dup2(err, 2);
-        size_t n = passFds.size();
-        if (!test::placeAsPassedFds(std::move(passFds)).empty())
-            ::_exit(120);
+        size_t n = test::becomeActivated(std::move(passFds), names);
         // As after exec: the test's own fds (its clients' ends) are not the service's.
         ::close_range(3 + static_cast<unsigned>(n), ~0U, 0);
-        if (n > 0) {
-            ::setenv("LISTEN_FDS", std::to_string(n).c_str(), 1);
-            ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
-            ::setenv("LISTEN_FDNAMES", names.c_str(), 1);
-        }
         args.insert(args.begin(), "svckit-test-raw");
         std::vector<char*> argv;
         for (auto& a : args)
@@ -147,30 +135,9 @@ public:
         std::fflush(nullptr);
         ::_exit(code);
     }
-    ~Child() {
-        if (pid_ > 0 && !status_) {
-            ::kill(pid_, SIGKILL);
-            (void)wait(5000ms);
-        }
-    }
-    std::optional<int> wait(std::chrono::milliseconds timeout = 30000ms) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            int status = 0;
-            if (!status_ && ::waitpid(pid_, &status, WNOHANG) == pid_)
-                status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-            if (status_ || std::chrono::steady_clock::now() >= deadline)
-                return status_;
-            std::this_thread::sleep_for(5ms);
-        }
-    }
-    [[nodiscard]] bool running() { return !wait(0ms).has_value(); }
-    void signal(int sig) const { ::kill(pid_, sig); }
     [[nodiscard]] std::string err() const { return readFile(err_); }
 
 private:
-    pid_t pid_ = -1;
-    std::optional<int> status_;
     std::string err_;
 };
 
