@@ -148,6 +148,20 @@ rlim_t limitLeaving(const std::vector<int>& open, size_t free) {
     }
 }
 
+// "Max open files" of /proc/PID/limits: {soft, hard}.
+std::pair<unsigned long, unsigned long> fdLimitOf(pid_t pid) {
+    std::istringstream limits(test::readFile(std::format("/proc/{}/limits", pid)));
+    for (std::string line; std::getline(limits, line);) {
+        if (!line.starts_with("Max open files"))
+            continue;
+        std::istringstream values(line.substr(std::string_view("Max open files").size()));
+        unsigned long soft = 0, hard = 0;
+        values >> soft >> hard;
+        return {soft, hard};
+    }
+    return {0, 0};
+}
+
 size_t occurrences(std::string_view text, std::string_view what) {
     size_t n = 0;
     for (size_t at = text.find(what); at != std::string_view::npos; at = text.find(what, at + 1))
@@ -198,6 +212,50 @@ TEST(VarlinkAcceptUnderFdExhaustion, PausesInsteadOfSpinningAndServesTheWaitingC
     EXPECT_NE(reply.find("\"pid\""), std::string::npos)
         << "the waiting client was not served; " << fixture.err();
     EXPECT_EQ(occurrences(fixture.err(), "accepting paused"), 1u) << fixture.err();
+}
+
+// Started under systemd's default soft limit (1024) with a higher hard one, the service raises its soft limit
+// to the hard one: idle connections from one UID, under the caps of its spec, no longer fill its fd table
+// (two fds each: ~480 would have), and a newcomer is still served.
+TEST(VarlinkAcceptUnderFdExhaustion, ServiceRaisesItsSoftFdLimitAndServesIdleConnectionsUpToItsCaps) {
+    ASSERT_FALSE(fixturePath().empty()) << "SVCKIT_SERVICE_FIXTURE is not set";
+    constexpr rlim_t hard = 4096;
+    constexpr size_t idle = 600;
+    rlimit own{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+    if (own.rlim_max < hard) {
+        rlimit raised{.rlim_cur = hard, .rlim_max = hard};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) < 0)
+            GTEST_SKIP() << "the hard RLIMIT_NOFILE is " << own.rlim_max << " and cannot be raised to "
+                         << hard;
+    } else if (own.rlim_cur < hard) {
+        rlimit raised{.rlim_cur = hard, .rlim_max = own.rlim_max};
+        ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &raised), 0)
+            << std::strerror(errno); // our side of 600 connections
+    }
+
+    test::TempDir dir;
+    std::string path = dir.path() + "/fixture.sock";
+    Fixture fixture(
+        dir.path(),
+        {.env = {{"FIXTURE_SOCKET", path}, {"FIXTURE_MAX_CONNECTIONS", "800"}, {"FIXTURE_MAX_PER_UID", "0"}},
+         .fdLimit = rlimit{.rlim_cur = 1024, .rlim_max = hard}});
+    ASSERT_TRUE(connectWhenReady(path)) << fixture.err();
+    auto [soft, hardSeen] = fdLimitOf(fixture.pid());
+    std::cout << std::format("RLIMIT_NOFILE of the service: soft {} hard {}\n", soft, hardSeen);
+    EXPECT_EQ(soft, hard);
+    EXPECT_EQ(hardSeen, hard);
+
+    std::vector<UniqueFd> connections;
+    for (size_t i = 0; i < idle; ++i) {
+        connections.push_back(servedConnection(path, 2000ms));
+        ASSERT_TRUE(connections.back()) << "connection " << i << " was not served ("
+                                        << openFds(fixture.pid()).size() << " fds open); " << fixture.err();
+    }
+    UniqueFd newcomer = servedConnection(path, 2000ms);
+    EXPECT_TRUE(newcomer) << "the newcomer was not served; " << fixture.err();
+    std::cout << std::format("{} idle connections and a newcomer served; the service has {} fds open\n", idle,
+                             openFds(fixture.pid()).size());
 }
 
 } // namespace
