@@ -105,11 +105,14 @@ Result<std::unique_ptr<EndpointCore>> EndpointCore::create(EventLoop& loop, Hand
     if (!sweep)
         return std::unexpected(sweep.error());
     endpoint->sweep_ = std::move(*sweep);
+    if (auto ok = endpoint->acceptPause_.init(); !ok)
+        return std::unexpected(ok.error());
     return endpoint;
 }
 
 EndpointCore::EndpointCore(EventLoop& loop, Handlers handlers)
-    : loop_(loop), handlers_(std::move(handlers)), buffer_(messageBufferSize) {}
+    : loop_(loop), handlers_(std::move(handlers)),
+      acceptPause_(loop, "raw", [this](bool on) { setAccepting(on); }), buffer_(messageBufferSize) {}
 
 EndpointCore::~EndpointCore() {
     // Connections (and their I/O sources) go before the specs they refer to.
@@ -167,15 +170,29 @@ void EndpointCore::onAccept(Listener& listener) {
         auto fd = acceptConnection(listener.fd.get(), *listener.spec, AcceptedPolicy::Repair, &counters_);
         if (!fd) {
             int code = fd.error().code();
-            if (code == EAGAIN)
+            if (code == EAGAIN) {
+                acceptPause_.hadRoom();
                 return;
+            }
+            if (AcceptPause::exhausted(code)) {
+                // The client stays in the queue and the socket readable: retrying at the next wake-up would
+                // spin. Paused until one of our connections closes, or a timer.
+                acceptPause_.pause(fd.error());
+                return;
+            }
             logDebug("raw: {}", fd.error().message());
             if (code == EPROTO || code == ECONNABORTED || code == EPERM)
                 continue; // this connection was refused; others may be waiting
-            return;       // EMFILE and friends: try again on the next wake-up
+            return;
         }
-        if (auto added = addConnection(std::move(*fd), *listener.spec, *listener.handler, false); !added)
+        if (auto added = addConnection(std::move(*fd), *listener.spec, *listener.handler, false); !added) {
             logDebug("raw: {}", added.error().message());
+            // Accepted, but its pidfd did not fit: this one is lost, the next ones wait.
+            if (AcceptPause::exhausted(added.error().code())) {
+                acceptPause_.pause(added.error());
+                return;
+            }
+        }
         if (listeners_.empty())
             return; // the handler stopped the service
     }
@@ -240,6 +257,12 @@ void EndpointCore::onReadable(Connection& connection, const Handler& handler) {
     }
 }
 
+void EndpointCore::setAccepting(bool on) {
+    for (const auto& listener : listeners_)
+        if (auto ok = listener->source.setEnabled(on); !ok)
+            logDebug("raw: {}", ok.error().message());
+}
+
 void EndpointCore::stopAccepting() noexcept {
     listeners_.clear(); // each source leaves the loop, each fd is closed
 }
@@ -274,6 +297,7 @@ void EndpointCore::closed(Connection& connection) {
 
 void EndpointCore::sweep() {
     closed_.clear();
+    acceptPause_.resume(); // their fds are free: a client waiting in a queue can have them
     if (connections_.empty() && onNoConnection_) {
         auto onNoConnection = onNoConnection_; // a copy: the callback may replace itself
         onNoConnection();

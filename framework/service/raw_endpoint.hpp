@@ -7,6 +7,8 @@
 #include <svckit/endpoint.hpp>
 #include <svckit/raw.hpp>
 
+#include <svckit/internal/accept_pause.hpp>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -52,11 +54,14 @@ private:
     void sweep();
     [[nodiscard]] size_t drivenByHandler() const noexcept;
     void checkDrained();
+    void setAccepting(bool on);
 
     EventLoop& loop_;
     Handlers handlers_;
     std::vector<std::unique_ptr<SocketSpec>> specs_; // outlive the listeners: connections refer to them
     std::vector<std::unique_ptr<Listener>> listeners_;
+    // Out of fds: the listeners are off until a connection closes or its timer runs out.
+    AcceptPause acceptPause_;
     std::map<Connection*, std::unique_ptr<Connection>> connections_;
     std::map<const SocketSpec*, size_t> perSocket_;
     std::vector<std::unique_ptr<Connection>> closed_; // destroyed by sweep(), outside their callbacks

@@ -11,12 +11,15 @@
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>
 
+#include <svckit/internal/fd_limits.hpp>
+
 #include <systemd/sd-daemon.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <map>
 #include <print>
 #include <format>
@@ -35,6 +38,26 @@ constexpr auto drainTimeout = 10s;
 void notify(bool enabled, const std::string& state) {
     if (enabled)
         (void)sd_notify(0, state.c_str());
+}
+
+// Before the sockets are acquired (their specs are copied from spec_) and the workers forked (they inherit
+// the limit): the soft RLIMIT_NOFILE up to the hard one, then the connection caps down to what fits in it.
+void fitCapsToFdLimit(ServiceSpec& spec) {
+    auto limit = raiseFdLimit();
+    if (!limit) {
+        logWarning("{}", limit.error().message());
+        rlimit current{};
+        if (::getrlimit(RLIMIT_NOFILE, &current) < 0)
+            return;
+        limit = static_cast<uint64_t>(current.rlim_cur);
+    }
+    auto needed = fdsNeeded(spec);
+    auto clamped = clampCapsToFdLimit(spec, *limit);
+    if (!clamped.empty())
+        logWarning("{}", describeClamped(*limit, needed, clamped));
+    else
+        logDebug("RLIMIT_NOFILE is {}; the connection caps need {}", *limit,
+                 needed ? std::to_string(*needed) : std::string("an unbounded number of fds"));
 }
 
 } // namespace
@@ -294,6 +317,8 @@ Result<int> Service::run(const RunOptions& options) {
         return std::unexpected(setupError_->withContext("The service's declaration failed"));
     if (auto ok = checkEndpoints(); !ok)
         return std::unexpected(ok.error());
+    if (!options.checkOnly)
+        fitCapsToFdLimit(spec_);
     auto sockets = acquire(options);
     if (!sockets)
         return std::unexpected(sockets.error());

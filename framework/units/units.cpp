@@ -4,6 +4,8 @@
 
 #include <svckit/service.hpp>
 
+#include <svckit/internal/fd_limits.hpp>
+
 #include <cerrno>
 #include <format>
 #include <fstream>
@@ -29,13 +31,16 @@ std::string socketUnitName(const ServiceSpec& spec, const SocketSpec& socket, bo
     return std::format("{}-{}.socket", spec.name, socket.name);
 }
 
-std::string serviceSection(const ServiceSpec& spec) {
+// `main`: the service of the Accept=no sockets, holding their connections (an Accept=yes instance has one).
+std::string serviceSection(const ServiceSpec& spec, bool main) {
     std::string s = "[Service]\nType=notify\n";
     std::string exe = spec.executable.empty() ? "/usr/bin/" + spec.name : spec.executable;
     s += std::format("ExecStart={}\n", exe);
     s += "NotifyAccess=main\n";
     if (spec.watchdog.count() > 0)
         s += std::format("WatchdogSec={}ms\n", spec.watchdog.count());
+    if (main)
+        s += limitNofileLine(spec); // the fds its connection caps need, when more than the default 1024
     if (spec.hardening.enabled)
         s += "NoNewPrivileges=yes\n"
              "ProtectSystem=strict\n"
@@ -97,7 +102,7 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
         else {
             std::string instance = header(spec);
             instance += unitSection(spec, std::format(" (connection on '{}')", socket.name));
-            instance += "\n" + serviceSection(spec);
+            instance += "\n" + serviceSection(spec, false);
             units.push_back(
                 {.name = std::format("{}-{}@.service", spec.name, socket.name), .text = std::move(instance)});
         }
@@ -109,7 +114,7 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
         for (const std::string& s : mainSockets)
             list += (list.empty() ? "" : " ") + s;
         text += std::format("Requires={}\nAfter={}\n", list, list);
-        text += "\n" + serviceSection(spec);
+        text += "\n" + serviceSection(spec, true);
         units.push_back({.name = spec.name + ".service", .text = std::move(text)});
     }
     return units;

@@ -46,6 +46,8 @@ Result<void> ServerImpl::init() {
     if (!batch)
         return std::unexpected(batch.error().withContext("Failed to set up the varlink server"));
     batch_ = std::move(*batch);
+    if (auto r = acceptPause_.init(); !r)
+        return r;
     if (auto r = addInterface(serviceInterface(*this)); !r)
         return r;
     return addInterface(systemdInterface());
@@ -223,18 +225,38 @@ void ServerImpl::onAccept(size_t listenerIndex) {
             acceptConnection(listener.fd.get(), listener.spec, options_.acceptedPolicy, &counters_.sockets);
         if (!fd) {
             int code = fd.error().code();
-            if (code == EAGAIN)
+            if (code == EAGAIN) {
+                acceptPause_.hadRoom();
                 return;
+            }
+            if (AcceptPause::exhausted(code)) {
+                // The client stays in the queue; the socket stays readable: waiting for the next wake-up
+                // would spin. Paused until one of our connections closes, or a timer.
+                acceptPause_.pause(fd.error());
+                return;
+            }
             ++counters_.connectionsRefused;
             logDebug("varlink: {}", fd.error().message());
             if (code == EPROTO || code == ECONNABORTED || code == EPERM)
                 continue; // this connection was refused; others may be waiting
-            return;       // EMFILE and friends: try again on the next wake-up
+            return;
         }
         auto added = addConnection(std::move(*fd), listener.spec);
-        if (!added)
+        if (!added) {
             logDebug("varlink: {}", added.error().message());
+            // Accepted, but its pidfd (or its state) did not fit: this one is lost, the next ones wait.
+            if (AcceptPause::exhausted(added.error().code())) {
+                acceptPause_.pause(added.error());
+                return;
+            }
+        }
     }
+}
+
+void ServerImpl::setAccepting(bool on) {
+    for (const auto& listener : listeners_)
+        if (auto r = listener->source.setEnabled(on); !r)
+            logDebug("varlink: {}", r.error().message());
 }
 
 Result<void> ServerImpl::addConnection(UniqueFd fd, const SocketSpec& spec) {
@@ -285,6 +307,7 @@ void ServerImpl::closed(detail::Connection& connection) {
     // at the end of the batch's pass.
     batch_->retire(std::move(it->second));
     connections_.erase(it);
+    acceptPause_.resume(); // its fds are free: a client waiting in a queue can have them
     if (connections_.empty())
         armIdleTimer();
 }

@@ -8,6 +8,7 @@
 #include <svckit/event_loop.hpp>
 #include <svckit/varlink.hpp>
 
+#include <svckit/internal/accept_pause.hpp>
 #include <svckit/internal/io_batch.hpp>
 #include <svckit/internal/varlink_protocol.hpp>
 
@@ -41,7 +42,9 @@ struct InterfaceEntry {
 
 class ServerImpl {
 public:
-    ServerImpl(EventLoop& loop, ServerOptions options) : loop_(loop), options_(std::move(options)) {}
+    ServerImpl(EventLoop& loop, ServerOptions options)
+        : loop_(loop), options_(std::move(options)),
+          acceptPause_(loop, "varlink", [this](bool on) { setAccepting(on); }) {}
     ~ServerImpl();
 
     Result<void> init();
@@ -51,6 +54,7 @@ public:
     void onAccept(size_t listenerIndex);
     void closed(detail::Connection& connection);
     void stopAccepting() noexcept;
+    void setAccepting(bool on);
     Result<void> setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle);
     void onIdleTimer();
     void armIdleTimer();
@@ -82,6 +86,8 @@ public:
         EventSource source;
     };
     std::vector<std::unique_ptr<Listener>> listeners_;
+    // Out of fds: the listeners are off until a connection closes or its timer runs out.
+    AcceptPause acceptPause_;
     std::unordered_map<detail::Connection*, std::shared_ptr<detail::Connection>> connections_;
     std::unordered_map<uid_t, unsigned> perUid_;
     size_t callsInFlight_ = 0; // deferred calls without their final reply, on open connections

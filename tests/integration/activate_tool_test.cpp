@@ -223,6 +223,7 @@ int main(int argc, char** argv) {
 
 #include <grp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -233,8 +234,10 @@ int main(int argc, char** argv) {
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -785,6 +788,68 @@ TEST_F(ActivateTool, AcceptYesDropsConnectionsBeyondMaxConnections) {
         return line && line->starts_with("pid=");
     });
     EXPECT_TRUE(servedAgain) << readFile(run.err);
+    ::kill(run.pid, SIGTERM);
+    EXPECT_EQ(exitCode(run), 0);
+}
+
+// utime + stime of a process, in seconds.
+double cpuSeconds(pid_t pid) {
+    std::string stat = readFile(std::format("/proc/{}/stat", pid));
+    size_t paren = stat.rfind(')');
+    if (paren == std::string::npos)
+        return -1;
+    std::istringstream fields(stat.substr(paren + 2));
+    std::string field;
+    unsigned long long ticks = 0;
+    for (int i = 3; fields >> field && i <= 15; ++i) // field 3 is the state; 14 and 15 utime and stime
+        if (i >= 14)
+            ticks += std::stoull(field);
+    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Out of fds, accept4() fails with EMFILE and leaves the client queued: the listening socket stays readable.
+// svckit pauses accepting (instead of polling it again at once, ~100% CPU) and serves the client once it can.
+TEST_F(ActivateTool, AcceptYesPausesInsteadOfSpinningWhileOutOfFds) {
+    std::string unit =
+        writeUnit("fds.socket", std::format("[Socket]\nListenStream={}\nAccept=yes\n", path("fds.sock")));
+    ToolRun& run = activate({unit}, {"serve"});
+    waitListening(run);
+
+    rlimit before{};
+    ASSERT_EQ(::prlimit(run.pid, RLIMIT_NOFILE, nullptr, &before), 0) << std::strerror(errno);
+    // The lowest free fd number as the limit: none is left below it. (Not 0: poll() refuses more fds than
+    // RLIMIT_NOFILE.)
+    std::set<int> open;
+    for (const auto& entry : std::filesystem::directory_iterator(std::format("/proc/{}/fd", run.pid)))
+        open.insert(std::atoi(entry.path().filename().c_str()));
+    rlim_t lowestFree = 0;
+    while (open.contains(static_cast<int>(lowestFree)))
+        ++lowestFree;
+    rlimit full{.rlim_cur = lowestFree, .rlim_max = before.rlim_max};
+    ASSERT_EQ(::prlimit(run.pid, RLIMIT_NOFILE, &full, nullptr), 0) << std::strerror(errno);
+    int waiting = connectTo(path("fds.sock"));
+    ASSERT_GE(waiting, 0);
+    std::this_thread::sleep_for(200ms);
+
+    double used = cpuSeconds(run.pid);
+    auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(1000ms);
+    used = cpuSeconds(run.pid) - used;
+    double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << std::format("CPU time of svckit activate out of fds: {:.2f} s in {:.2f} s ({:.0f}%)\n", used,
+                             window, 100 * used / window);
+    EXPECT_LT(used, 0.2 * window) << "svckit activate spins while out of fds";
+
+    ASSERT_EQ(::prlimit(run.pid, RLIMIT_NOFILE, &before, nullptr), 0) << std::strerror(errno);
+    std::optional<std::string> hello = readLine(waiting, 5s);
+    EXPECT_TRUE(hello && hello->starts_with("pid=")) << readFile(run.err);
+    ::close(waiting);
+    std::string err = readFile(run.err);
+    size_t warnings = 0;
+    for (size_t at = err.find("Too many open files"); at != std::string::npos;
+         at = err.find("Too many open files", at + 1))
+        ++warnings;
+    EXPECT_EQ(warnings, 1u) << err;
     ::kill(run.pid, SIGTERM);
     EXPECT_EQ(exitCode(run), 0);
 }

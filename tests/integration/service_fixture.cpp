@@ -6,6 +6,7 @@
 //   FIXTURE_ACCEPT=1        the socket is Accept=yes (the service gets one connection)
 //   FIXTURE_EXIT_ON_IDLE_MS exit-on-idle
 //   FIXTURE_WORKERS         worker processes
+//   FIXTURE_MAX_CONNECTIONS the varlink server's maxConnections; FIXTURE_MAX_PER_UID its maxConnectionsPerUid
 //   FIXTURE_FAIL_START=1    start() fails
 //   FIXTURE_MISSPELT=1      the constructor guards a method that does not exist
 //   FIXTURE_ALIVE_AFTER_MS  logs "fixture: pid P alive after N ms" from a timer armed in the loop's first
@@ -64,6 +65,10 @@ ServiceSpec fixtureSpec() {
         .exitOnIdle = envMs("FIXTURE_EXIT_ON_IDLE_MS"),
         .workers = static_cast<unsigned>(std::atoi(env("FIXTURE_WORKERS", "1").c_str())),
     };
+    if (std::string max = env("FIXTURE_MAX_CONNECTIONS"); !max.empty())
+        spec.varlink.maxConnections = static_cast<unsigned>(std::atoi(max.c_str()));
+    if (std::string max = env("FIXTURE_MAX_PER_UID"); !max.empty())
+        spec.varlink.maxConnectionsPerUid = static_cast<unsigned>(std::atoi(max.c_str()));
     if (std::string second = env("FIXTURE_SECOND_SOCKET"); !second.empty())
         spec.sockets.push_back(SocketSpec{.name = "second", .address = second});
     return spec;

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
@@ -446,29 +447,34 @@ public:
     Result<int> run() {
         std::vector<pollfd> watches{{.fd = signalFd_, .events = POLLIN, .revents = 0}};
         for (Listener& listener : listeners_) {
-            // Only svckit accepts on them in this mode: non-blocking, so a vanished connection cannot hang it.
+            // Only svckit accepts on them in this mode: non-blocking, so a vanished connection cannot hang
+            // it.
             int flags = ::fcntl(listener.fd.get(), F_GETFL);
             if (flags < 0 || ::fcntl(listener.fd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
                 return failErrno("Failed to make the socket '{}' non-blocking", listener.spec.address);
             watches.push_back({.fd = listener.fd.get(), .events = POLLIN, .revents = 0});
         }
         for (;;) {
-            if (auto ready = waitReadable(watches, -1); !ready)
+            if (auto ready = waitReadable(watches, pauseTimeoutMs()); !ready)
                 return std::unexpected(ready.error());
             if (watches[0].revents != 0) {
                 bool stop = false;
                 while (auto sig = readSignal(signalFd_)) {
-                    if (*sig == SIGCHLD)
+                    if (*sig == SIGCHLD) {
                         reap();
-                    else
+                        resume(watches); // fds may be free again
+                    } else {
                         stop = true;
+                    }
                 }
                 if (stop)
                     break;
             }
+            if (paused_ && std::chrono::steady_clock::now() >= resumeAt_)
+                resume(watches);
             for (size_t i = 1; i < watches.size(); ++i)
-                if (watches[i].revents != 0)
-                    acceptAll(listeners_[i - 1]);
+                if (watches[i].fd >= 0 && watches[i].revents != 0 && !acceptAll(listeners_[i - 1]))
+                    pause(watches);
         }
         return stopInstances();
     }
@@ -479,19 +485,60 @@ private:
         uid_t uid;
     };
 
-    void acceptAll(const Listener& listener) {
+    // False when out of fds or memory: the client stays queued and the socket readable, so polling it again
+    // at once would spin; the caller pauses instead.
+    bool acceptAll(const Listener& listener) {
         for (;;) {
             UniqueFd connection(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
             if (!connection) {
                 if (errno == EINTR || errno == ECONNABORTED)
                     continue;
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    if (!episode_)
+                        logWarning("svckit activate: Failed to accept a connection on '{}': {}; accepting "
+                                   "paused (retrying every {} to {} ms)",
+                                   listener.spec.address, std::strerror(errno), firstBackoff.count(),
+                                   lastBackoff.count());
+                    episode_ = true;
+                    return false;
+                }
                 if (errno != EAGAIN)
                     logWarning("svckit activate: Failed to accept a connection on '{}': {}",
                                listener.spec.address, std::strerror(errno));
-                return;
+                return true;
             }
+            episode_ = false;
+            backoff_ = firstBackoff;
             startInstance(listener, std::move(connection));
         }
+    }
+
+    // Every listening socket leaves the poll set (a negative fd is ignored) until resumeAt_ or a reaped
+    // instance; the backoff doubles up to lastBackoff while the episode lasts.
+    void pause(std::vector<pollfd>& watches) {
+        if (paused_)
+            return;
+        paused_ = true;
+        for (size_t i = 1; i < watches.size(); ++i)
+            watches[i].fd = -1;
+        resumeAt_ = std::chrono::steady_clock::now() + backoff_;
+        backoff_ = std::min(backoff_ * 2, lastBackoff);
+    }
+
+    void resume(std::vector<pollfd>& watches) {
+        if (!paused_)
+            return;
+        paused_ = false;
+        for (size_t i = 1; i < watches.size(); ++i)
+            watches[i].fd = listeners_[i - 1].fd.get();
+    }
+
+    [[nodiscard]] int pauseTimeoutMs() const {
+        if (!paused_)
+            return -1;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(resumeAt_ -
+                                                                          std::chrono::steady_clock::now());
+        return static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count() + 1, 0));
     }
 
     void startInstance(const Listener& listener, UniqueFd connection) {
@@ -581,6 +628,12 @@ private:
     int signalFd_;
     const std::vector<std::string> environment_;
     std::map<pid_t, Instance> instances_;
+    static constexpr std::chrono::milliseconds firstBackoff{100};
+    static constexpr std::chrono::milliseconds lastBackoff{1000};
+    bool paused_ = false;
+    bool episode_ = false; // logged once until a connection is accepted again
+    std::chrono::milliseconds backoff_ = firstBackoff;
+    std::chrono::steady_clock::time_point resumeAt_{};
 };
 
 // ---- setting it up ----------------------------------------------------------------------------------------
