@@ -228,6 +228,7 @@ void EndpointCore::onReadable(Connection& connection, const Handler& handler) {
             return;
         }
         if (received->eof) {
+            closeAsync(received->fds);
             connection.close();
             return;
         }
@@ -237,6 +238,8 @@ void EndpointCore::onReadable(Connection& connection, const Handler& handler) {
                                                                      : copyOf(connection.peer()),
                         .fds = std::move(received->fds)};
         handler.message(connection, message);
+        // What the handler did not take: never closed on the loop thread (docs/security.md).
+        closeAsync(message.fds);
     }
 }
 
