@@ -97,7 +97,7 @@ Result<ReceivedMessage> receiveMessage(int fd, std::span<std::byte> buffer, cons
                 if (options.acceptFds && message.fds.size() < maxFds) {
                     message.fds.emplace_back(received);
                 } else {
-                    ::close(received);
+                    closeAsync(UniqueFd(received)); // never on this thread: a close can block
                     ++closed;
                 }
             }

@@ -245,6 +245,7 @@ void EndpointCore::onReadable(Connection& connection, const Handler& handler) {
             return;
         }
         if (received->eof) {
+            closeAsync(received->fds);
             connection.close();
             return;
         }
@@ -254,6 +255,8 @@ void EndpointCore::onReadable(Connection& connection, const Handler& handler) {
                                                                      : copyOf(connection.peer()),
                         .fds = std::move(received->fds)};
         handler.message(connection, message);
+        // What the handler did not take: never closed on the loop thread (docs/security.md).
+        closeAsync(message.fds);
     }
 }
 

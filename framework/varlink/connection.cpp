@@ -51,6 +51,12 @@ void Connection::setState(State state) noexcept {
     state_ = state;
 }
 
+Connection::~Connection() {
+    // Normally empty here (close() released them); a connection dropped without close() too.
+    closeAsync(fds_);
+    closeAsync(callFds_);
+}
+
 Result<void> Connection::start() {
     return server_.batch_->add(*this, fd_.get(), EPOLLIN);
 }
@@ -94,10 +100,11 @@ void Connection::readInput() {
             }
             size = static_cast<size_t>(n);
         } else {
-            auto received =
-                receiveMessage(fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, space)),
-                               ReceiveOptions{.acceptFds = acceptFds_, .maxFds = 16, .nonblocking = true},
-                               &server_.counters_.sockets);
+            auto received = receiveMessage(
+                fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, space)),
+                ReceiveOptions{
+                    .acceptFds = acceptFds_, .maxFds = acceptFds_ ? maxFdsPerCall : 16, .nonblocking = true},
+                &server_.counters_.sockets);
             if (!received) {
                 if (received.error().code() == EAGAIN)
                     break;
@@ -106,12 +113,22 @@ void Connection::readInput() {
                 return;
             }
             if (received->eof) {
+                closeAsync(received->fds);
                 setState(State::Draining);
                 break;
             }
             size = received->size;
             for (UniqueFd& fd : received->fds)
                 fds_.push_back(std::move(fd));
+            // fds wait for the NUL of their call: a connection holds at most one call's worth (fd hoarding,
+            // docs/security.md).
+            if (fds_.size() > maxFdsPerCall) {
+                ++server_.counters_.fdLimitCloses;
+                logDebug("varlink: connection of pid {} passed more than {} fds for one call; closing it",
+                         peer_.pid, maxFdsPerCall);
+                stopReading();
+                break;
+            }
         }
         inEnd_ += size;
         processInput();
@@ -181,6 +198,7 @@ void Connection::dispatch(std::string_view method, JsonView parameters, CallFlag
         callFds_.swap(fds_);
     if (!fds_.empty()) {
         server_.counters_.sockets.unwantedFdsClosed += fds_.size();
+        closeAsync(fds_); // never on the loop thread: a caller's fd can make close() block
         fds_.clear();
     }
 
@@ -210,7 +228,10 @@ void Connection::dispatch(std::string_view method, JsonView parameters, CallFlag
                 (void)call.error(errorSystem, [&](JsonWriter& w) { protocol::writeSystemError(w, code); });
         }
     }
-    callFds_.clear();
+    if (!callFds_.empty()) {
+        closeAsync(callFds_); // those the handler did not take
+        callFds_.clear();
+    }
 }
 
 Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kind, std::string_view name,
@@ -397,10 +418,15 @@ void Connection::notifyWritable() {
 void Connection::protocolError(std::string_view what) {
     ++server_.counters_.protocolErrors;
     logDebug("varlink: protocol error from pid {}: {}; closing the connection", peer_.pid, what);
+    stopReading();
+}
+
+void Connection::stopReading() {
     // As sd-varlink: the calls before the bad message are still answered, nothing after it is read, and the
     // connection closes once those replies are out.
     setState(State::Draining);
     inBegin_ = inScanned_ = inEnd_ = 0;
+    closeAsync(fds_);
     fds_.clear();
     if (outputDone())
         close();
@@ -435,6 +461,7 @@ void Connection::close() {
     // (ServerImpl::closed() retires it there). It leaves the epoll instance first, with fd_ still set (see
     // handOver()).
     server_.batch_->remove(*this);
+    closeAsync(fds_);
     fds_.clear();
     slots_.clear();
     slotBytes_ = 0;

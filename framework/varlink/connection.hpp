@@ -54,6 +54,10 @@ public:
         : server_(server), fd_(std::move(fd)), acceptFds_(acceptFds), plainReads_(plainReads),
           peer_(std::move(peer)) {}
 
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
     Result<void> start();
     // IoBatch::Handler: the socket is ready; and (once per pass when marked dirty) flush output, resume input
     // held back, update the epoll events.
@@ -100,6 +104,8 @@ private:
     void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
     void flush();
     void protocolError(std::string_view what);
+    // Draining: nothing more is read, the input and its fds are dropped; the replies before still go out.
+    void stopReading();
     void handOver();
     void advanceQueue();
     [[nodiscard]] size_t pendingOutput() const noexcept { return out_.size() - outBegin_ + slotBytes_; }
@@ -127,8 +133,8 @@ private:
     size_t outBegin_ = 0;
     std::deque<Slot> slots_; // calls answered out of order wait here; empty in the common case
     size_t slotBytes_ = 0;
-    std::vector<UniqueFd> fds_; // received, not yet given to a call
-    std::vector<UniqueFd> callFds_;
+    std::vector<UniqueFd> fds_;     // received, not yet given to a call; at most maxFdsPerCall
+    std::vector<UniqueFd> callFds_; // the running call's; what its handler leaves goes to closeAsync()
     uint64_t nextId_ = 1;
     uint64_t upgradeId_ = 0;                          // AwaitingUpgrade: the call that may upgrade
     UpgradeHandler upgradeHandler_;                   // HandingOver: who gets the socket

@@ -367,6 +367,9 @@ TEST_F(RawPeerTest, FdsFromTheServerAreClosedUnlessAskedFor) {
         ASSERT_TRUE(runUntil(*loop_, [&] { return reply.has_value(); }));
         ASSERT_TRUE(*reply);
         EXPECT_EQ((*reply)->fds.size(), accept ? 1u : 0u);
+        // Closed with closeAsync(), on a background thread: a bounded wait for it.
+        for (int i = 0; i < 1000 && !accept && readerAlive(writeEnd.get()); ++i)
+            ::usleep(5000);
         EXPECT_EQ(readerAlive(writeEnd.get()), accept);
     }
 }

@@ -45,6 +45,7 @@ struct Snapshot {
     uint64_t handlerFailures = 0;
     uint64_t overflowCloses = 0;
     uint64_t connectionsUpgraded = 0;
+    uint64_t fdLimitCloses = 0;
 };
 
 // What a test adds to the server, run on the loop's thread: methods of its own for org.example.test (made
@@ -211,7 +212,8 @@ private:
                              .protocolErrors = c.protocolErrors,
                              .handlerFailures = c.handlerFailures,
                              .overflowCloses = c.overflowCloses,
-                             .connectionsUpgraded = c.connectionsUpgraded};
+                             .connectionsUpgraded = c.connectionsUpgraded,
+                             .fdLimitCloses = c.fdLimitCloses};
         timers.clear();
         if (extras_.teardown)
             extras_.teardown();

@@ -199,6 +199,14 @@ inline size_t countOpenFds() {
     return count;
 }
 
+// The number of open descriptors once it is `expected`, or after 5 s: svckit closes the fds callers pass on a
+// background thread (closeAsync), so a count taken right after it dropped them may still include them.
+inline size_t openFdsSoon(size_t expected) {
+    for (int i = 0; i < 1000 && countOpenFds() != expected; ++i)
+        ::usleep(5000);
+    return countOpenFds();
+}
+
 inline bool kernelAtLeast(int major, int minor) {
     utsname name{};
     if (::uname(&name) < 0)

@@ -8,6 +8,7 @@
 #include <svckit/export.hpp>
 #include <svckit/error.hpp>
 
+#include <span>
 #include <utility>
 
 namespace svckit {
@@ -39,5 +40,13 @@ public:
 private:
     int fd_ = -1;
 };
+
+// Closes descriptors on a background thread of svckit, never on the caller's: for descriptors another process
+// handed over, whose last close() can block as long as that process arranged (a socket with SO_LINGER and a
+// full send queue, a file on FUSE). svckit closes the fds callers pass this way; an fd a handler took is the
+// handler's to close, with this unless it knows what the descriptor is (docs/security.md). Safe to call from
+// any thread; the span's fds are left empty.
+SVCKIT_EXPORT void closeAsync(UniqueFd fd) noexcept;
+SVCKIT_EXPORT void closeAsync(std::span<UniqueFd> fds) noexcept;
 
 } // namespace svckit

@@ -258,6 +258,12 @@ struct ServerOptions {
     AcceptedPolicy acceptedPolicy = AcceptedPolicy::Repair;
 };
 
+// At most this many fds are held for one call, and so per connection: the fds that arrive before a message's
+// NUL wait for it, and a connection that passes more is closed (counted in ServerCounters::fdLimitCloses).
+// The kernel passes at most SCM_MAX_FD (253) fds with one sendmsg(), and sd-varlink takes fds only with the
+// first byte of a message, so no sd-varlink client passes more with one call (docs/security.md).
+inline constexpr size_t maxFdsPerCall = 253;
+
 struct ServerCounters {
     uint64_t connectionsAccepted = 0;
     uint64_t connectionsRefused = 0;  // over a connection limit, or no peer identity
@@ -268,6 +274,7 @@ struct ServerCounters {
     uint64_t overflowCloses = 0;  // connections closed over outputHardLimit
     uint64_t handlerFailures = 0; // exceptions thrown by handlers, and handlers that did not answer
     ConnectionCounters sockets;   // what acceptConnection and receiveMessage did
+    uint64_t fdLimitCloses = 0;   // connections closed for passing more than maxFdsPerCall fds
 };
 
 class ServerImpl;
