@@ -48,7 +48,10 @@ struct Message {
     // Who sent it: on SOCK_SEQPACKET the identity that came with this message, or why there is none (EPROTO:
     // no SCM_CREDENTIALS, the socket lacks PassCredentials=yes); on a stream the connection's peer.
     Result<PeerIdentity> sender;
-    std::vector<UniqueFd> fds; // SCM_RIGHTS, only where the spec accepts fds (others are closed and counted)
+    // SCM_RIGHTS, only where the spec accepts fds (others are closed and counted). Those left here are closed
+    // by svckit off the loop thread; one the handler moves out is its own: close it with closeAsync(), since
+    // a caller's fd can block close() (docs/security.md).
+    std::vector<UniqueFd> fds;
 };
 
 class SVCKIT_EXPORT Connection {

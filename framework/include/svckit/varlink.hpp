@@ -137,6 +137,9 @@ public:
     [[nodiscard]] const CallFlags& flags() const noexcept { return flags_; }
     [[nodiscard]] const PeerIdentity& peer() const noexcept { return *peer_; }
     // fds received with the call, when the socket and the method accept them; a handler may move them out.
+    // Those left here are closed by svckit, off the loop thread, after the handler returns. One moved out is
+    // the handler's: close it with closeAsync() (svckit/unique_fd.hpp), since a caller's fd can block
+    // close().
     [[nodiscard]] std::span<UniqueFd> fds() noexcept { return fds_; }
     [[nodiscard]] bool answered() const noexcept { return finished_; }
     // Whether the connection has room for more replies: its unsent output is within
