@@ -1,13 +1,16 @@
 // tests/integration/child_process.hpp — a service a test runs in a child process: its exit awaited with a
-// deadline (never a fixed sleep), SIGKILLed if the test ends while it still runs, and the environment systemd
-// gives an activated service (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) set up in the child.
+// deadline (never a fixed sleep), SIGKILLed if the test ends while it still runs, the environment systemd
+// gives an activated service (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) set up in the child, and its varlink
+// replies read one at a time.
 #pragma once
 
 #include <svckit/unique_fd.hpp>
 
 #include "../unit/activation_test_support.hpp"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +25,33 @@
 #include <vector>
 
 namespace svckit::test {
+
+// The service fixture program (tests/integration/service_fixture.cpp), from SVCKIT_SERVICE_FIXTURE; "" if
+// unset.
+inline std::string serviceFixturePath() {
+    const char* path = std::getenv("SVCKIT_SERVICE_FIXTURE");
+    return path ? path : "";
+}
+
+// The next varlink reply on a connection (without its NUL), or "" when none came in time or the peer closed.
+// Read byte by byte: a second reply already sent stays in the socket for the next call.
+inline std::string readReply(int fd, std::chrono::milliseconds timeout = std::chrono::milliseconds(30000)) {
+    std::string reply;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, 20) <= 0)
+            continue;
+        char c = 0;
+        ssize_t n = ::recv(fd, &c, 1, 0);
+        if (n <= 0)
+            return {};
+        if (c == '\0')
+            return reply;
+        reply.push_back(c);
+    }
+    return {};
+}
 
 inline std::string readFile(const std::string& path) {
     std::ifstream in(path);

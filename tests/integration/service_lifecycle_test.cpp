@@ -36,10 +36,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string fixturePath() {
-    const char* path = std::getenv("SVCKIT_SERVICE_FIXTURE");
-    return path ? path : "";
-}
+using test::readReply;
+using test::serviceFixturePath;
 
 class TempDir {
 public:
@@ -146,7 +144,7 @@ public:
                 ::setenv("WATCHDOG_USEC", "200000", 1);
                 ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
             }
-            std::string exe = fixturePath();
+            std::string exe = serviceFixturePath();
             std::vector<char*> argv{exe.data()};
             for (auto& a : launch.args)
                 argv.push_back(a.data());
@@ -184,25 +182,6 @@ UniqueFd activatedSocket(const std::string& path, bool withOptions = true) {
         EXPECT_TRUE(applyOptions(fd.get(), spec).has_value());
     }
     return fd;
-}
-
-// The next reply on a connection (without its NUL), or "" when none came in time or the peer closed.
-std::string readReply(int fd, std::chrono::milliseconds timeout = 30000ms) {
-    std::string reply;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, 50) <= 0)
-            continue;
-        char c = 0;
-        ssize_t n = ::recv(fd, &c, 1, 0); // byte by byte: never consume a second reply
-        if (n <= 0)
-            return {};
-        if (c == '\0')
-            return reply;
-        reply.push_back(c);
-    }
-    return {};
 }
 
 // One varlink call: the raw reply (without its NUL), or "" when none came.
@@ -273,7 +252,7 @@ std::multiset<std::string> anonInodes(pid_t pid, std::initializer_list<std::stri
 class ServiceLifecycle : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (fixturePath().empty())
+        if (serviceFixturePath().empty())
             GTEST_SKIP() << "SVCKIT_SERVICE_FIXTURE is not set";
     }
     TempDir dir;

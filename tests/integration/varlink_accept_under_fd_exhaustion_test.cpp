@@ -35,10 +35,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string fixturePath() {
-    const char* path = std::getenv("SVCKIT_SERVICE_FIXTURE");
-    return path ? path : "";
-}
+using test::readReply;
+using test::serviceFixturePath;
 
 struct Launch {
     std::vector<std::pair<std::string, std::string>> env{};
@@ -57,7 +55,7 @@ public:
                 ::setenv(k.c_str(), v.c_str(), 1);
             if (launch.fdLimit && ::setrlimit(RLIMIT_NOFILE, &*launch.fdLimit) < 0)
                 ::_exit(121);
-            std::string exe = fixturePath();
+            std::string exe = serviceFixturePath();
             ::execl(exe.c_str(), exe.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
@@ -67,25 +65,6 @@ public:
 private:
     std::string err_;
 };
-
-// The next reply on a connection (without its NUL), or "" when none came in time or the peer closed.
-std::string readReply(int fd, std::chrono::milliseconds timeout) {
-    std::string reply;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, 20) <= 0)
-            continue;
-        char c = 0;
-        ssize_t n = ::recv(fd, &c, 1, 0);
-        if (n <= 0)
-            return {};
-        if (c == '\0')
-            return reply;
-        reply.push_back(c);
-    }
-    return {};
-}
 
 bool sendPid(int fd) {
     static constexpr char call[] = R"({"method":"io.svckit.test.Fixture.Pid"})";
@@ -173,7 +152,7 @@ size_t occurrences(std::string_view text, std::string_view what) {
 // the service must pause accepting (not retry at every wake-up, ~100% CPU), and serve that client once one
 // of its connections closes.
 TEST(VarlinkAcceptUnderFdExhaustion, PausesInsteadOfSpinningAndServesTheWaitingClientWhenAConnectionCloses) {
-    ASSERT_FALSE(fixturePath().empty()) << "SVCKIT_SERVICE_FIXTURE is not set";
+    ASSERT_FALSE(serviceFixturePath().empty()) << "SVCKIT_SERVICE_FIXTURE is not set";
     test::TempDir dir;
     std::string path = dir.path() + "/fixture.sock";
     Fixture fixture(dir.path(), {.env = {{"FIXTURE_SOCKET", path}}});
@@ -218,7 +197,7 @@ TEST(VarlinkAcceptUnderFdExhaustion, PausesInsteadOfSpinningAndServesTheWaitingC
 // to the hard one: idle connections from one UID, under the caps of its spec, no longer fill its fd table
 // (two fds each: ~480 would have), and a newcomer is still served.
 TEST(VarlinkAcceptUnderFdExhaustion, ServiceRaisesItsSoftFdLimitAndServesIdleConnectionsUpToItsCaps) {
-    ASSERT_FALSE(fixturePath().empty()) << "SVCKIT_SERVICE_FIXTURE is not set";
+    ASSERT_FALSE(serviceFixturePath().empty()) << "SVCKIT_SERVICE_FIXTURE is not set";
     constexpr rlim_t hard = 4096;
     constexpr size_t idle = 600;
     rlimit own{};
