@@ -3,8 +3,14 @@
 #include <svckit/log.hpp>
 
 #include <algorithm>
+#include <poll.h>
 
 namespace svckit {
+
+bool clientQueued(int listeningFd) noexcept {
+    pollfd p{.fd = listeningFd, .events = POLLIN, .revents = 0};
+    return ::poll(&p, 1, 0) > 0;
+}
 
 Result<void> AcceptPause::init() {
     if (retry_)

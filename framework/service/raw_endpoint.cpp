@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <fcntl.h>
 #include <format>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -166,36 +165,10 @@ Result<void> EndpointCore::serveConnection(UniqueFd connectedFd, const SocketSpe
 }
 
 void EndpointCore::onAccept(Listener& listener) {
-    for (int i = 0; i < acceptsPerWakeup; ++i) {
-        auto fd = acceptConnection(listener.fd.get(), *listener.spec, AcceptedPolicy::Repair, &counters_);
-        if (!fd) {
-            int code = fd.error().code();
-            if (code == EAGAIN) {
-                acceptPause_.hadRoom();
-                return;
-            }
-            if (AcceptPause::exhausted(code)) {
-                // The client stays in the queue and the socket readable: retrying at the next wake-up would
-                // spin. Paused until one of our connections closes, or a timer.
-                acceptPause_.pause(fd.error());
-                return;
-            }
-            logDebug("raw: {}", fd.error().message());
-            if (code == EPROTO || code == ECONNABORTED || code == EPERM)
-                continue; // this connection was refused; others may be waiting
-            return;
-        }
-        if (auto added = addConnection(std::move(*fd), *listener.spec, *listener.handler, false); !added) {
-            logDebug("raw: {}", added.error().message());
-            // Accepted, but its pidfd did not fit: this one is lost, the next ones wait.
-            if (AcceptPause::exhausted(added.error().code())) {
-                acceptPause_.pause(added.error());
-                return;
-            }
-        }
-        if (listeners_.empty())
-            return; // the handler stopped the service
-    }
+    acceptPause_.acceptBatch(
+        listener.fd.get(), *listener.spec, AcceptedPolicy::Repair, &counters_, acceptsPerWakeup, nullptr,
+        [&](UniqueFd fd) { return addConnection(std::move(fd), *listener.spec, *listener.handler, false); },
+        [this] { return !listeners_.empty(); }); // a handler may stop the service
 }
 
 Result<void> EndpointCore::addConnection(UniqueFd fd, const SocketSpec& spec, const Handler& handler,
@@ -271,12 +244,8 @@ void EndpointCore::stopAccepting() noexcept {
 }
 
 bool EndpointCore::connectionWaiting() const noexcept {
-    for (const auto& listener : listeners_) {
-        pollfd p{.fd = listener->fd.get(), .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, 0) > 0)
-            return true;
-    }
-    return false;
+    return std::ranges::any_of(listeners_,
+                               [](const auto& listener) { return clientQueued(listener->fd.get()); });
 }
 
 Result<void> EndpointCore::setNoConnectionCallback(std::function<void()> onNoConnection) {

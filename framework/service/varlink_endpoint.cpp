@@ -1,7 +1,6 @@
 #include "service/varlink_endpoint.hpp"
 
 #include <format>
-#include <poll.h>
 
 namespace svckit {
 
@@ -18,11 +17,7 @@ VarlinkEndpoint::create(EventLoop& loop, varlink::ServerOptions options,
 }
 
 Result<void> VarlinkEndpoint::listen(UniqueFd listeningFd, const SocketSpec& spec) {
-    int fd = listeningFd.get();
-    if (auto ok = server_.listen(std::move(listeningFd), spec); !ok)
-        return ok;
-    listening_.push_back(fd);
-    return {};
+    return server_.listen(std::move(listeningFd), spec);
 }
 
 Result<void> VarlinkEndpoint::serveConnection(UniqueFd connectedFd, const SocketSpec& spec) {
@@ -30,17 +25,7 @@ Result<void> VarlinkEndpoint::serveConnection(UniqueFd connectedFd, const Socket
 }
 
 void VarlinkEndpoint::stopAccepting() noexcept {
-    listening_.clear();
     server_.stopAccepting();
-}
-
-bool VarlinkEndpoint::connectionWaiting() const noexcept {
-    for (int fd : listening_) {
-        pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, 0) > 0)
-            return true;
-    }
-    return false;
 }
 
 Result<void> VarlinkEndpoint::setNoConnectionCallback(std::function<void()> onNoConnection) {

@@ -26,7 +26,7 @@ public:
     [[nodiscard]] Result<void> serveConnection(UniqueFd connectedFd, const SocketSpec& spec) override;
     void stopAccepting() noexcept override;
     [[nodiscard]] size_t connectionCount() const noexcept override { return server_.connectionCount(); }
-    [[nodiscard]] bool connectionWaiting() const noexcept override;
+    [[nodiscard]] bool connectionWaiting() const noexcept override { return server_.connectionWaiting(); }
     [[nodiscard]] Result<void> setNoConnectionCallback(std::function<void()> onNoConnection) override;
     void whenDrained(std::function<void()> onDrained) override { server_.whenDrained(std::move(onDrained)); }
     [[nodiscard]] std::string pendingWork() const override;
@@ -35,9 +35,6 @@ private:
     explicit VarlinkEndpoint(varlink::Server server) : server_(std::move(server)) {}
 
     varlink::Server server_;
-    // The listening fds the server owns, borrowed to look for clients in their queues; valid until
-    // stopAccepting() (the server closes them then, and nothing else does).
-    std::vector<int> listening_;
 };
 
 } // namespace svckit

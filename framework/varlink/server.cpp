@@ -16,7 +16,6 @@
 #include <svckit/internal/varlink_protocol.hpp>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -220,37 +219,10 @@ Result<void> ServerImpl::listen(UniqueFd fd, SocketSpec spec) {
 
 void ServerImpl::onAccept(size_t listenerIndex) {
     Listener& listener = *listeners_[listenerIndex];
-    for (int i = 0; i < acceptsPerWakeup; ++i) {
-        auto fd =
-            acceptConnection(listener.fd.get(), listener.spec, options_.acceptedPolicy, &counters_.sockets);
-        if (!fd) {
-            int code = fd.error().code();
-            if (code == EAGAIN) {
-                acceptPause_.hadRoom();
-                return;
-            }
-            if (AcceptPause::exhausted(code)) {
-                // The client stays in the queue; the socket stays readable: waiting for the next wake-up
-                // would spin. Paused until one of our connections closes, or a timer.
-                acceptPause_.pause(fd.error());
-                return;
-            }
-            ++counters_.connectionsRefused;
-            logDebug("varlink: {}", fd.error().message());
-            if (code == EPROTO || code == ECONNABORTED || code == EPERM)
-                continue; // this connection was refused; others may be waiting
-            return;
-        }
-        auto added = addConnection(std::move(*fd), listener.spec);
-        if (!added) {
-            logDebug("varlink: {}", added.error().message());
-            // Accepted, but its pidfd (or its state) did not fit: this one is lost, the next ones wait.
-            if (AcceptPause::exhausted(added.error().code())) {
-                acceptPause_.pause(added.error());
-                return;
-            }
-        }
-    }
+    acceptPause_.acceptBatch(
+        listener.fd.get(), listener.spec, options_.acceptedPolicy, &counters_.sockets, acceptsPerWakeup,
+        &counters_.connectionsRefused,
+        [&](UniqueFd fd) { return addConnection(std::move(fd), listener.spec); }, [] { return true; });
 }
 
 void ServerImpl::setAccepting(bool on) {
@@ -348,12 +320,9 @@ void ServerImpl::onIdleTimer() {
     if (!connections_.empty() || !onIdle_)
         return;
     // A client waiting in a listening socket's queue is about to be accepted: not idle.
-    for (const auto& listener : listeners_) {
-        pollfd p{.fd = listener->fd.get(), .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, 0) > 0) {
-            armIdleTimer();
-            return;
-        }
+    if (connectionWaiting()) {
+        armIdleTimer();
+        return;
     }
     auto onIdle = onIdle_; // a copy: the callback may replace itself
     onIdle();
@@ -431,6 +400,15 @@ const ServerCounters& Server::counters() const noexcept {
 size_t Server::connectionCount() const noexcept {
     return impl_->connections_.size();
 }
+bool ServerImpl::connectionWaiting() const noexcept {
+    return std::ranges::any_of(listeners_,
+                               [](const auto& listener) { return clientQueued(listener->fd.get()); });
+}
+
+bool Server::connectionWaiting() const noexcept {
+    return impl_->connectionWaiting();
+}
+
 size_t Server::callsInFlight() const noexcept {
     return impl_->callsInFlight_;
 }

@@ -55,6 +55,7 @@ public:
     void closed(detail::Connection& connection);
     void stopAccepting() noexcept;
     void setAccepting(bool on);
+    [[nodiscard]] bool connectionWaiting() const noexcept;
     Result<void> setIdleCallback(std::chrono::microseconds after, std::function<void()> onIdle);
     void onIdleTimer();
     void armIdleTimer();

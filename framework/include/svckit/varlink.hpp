@@ -312,6 +312,8 @@ public:
 
     [[nodiscard]] const ServerCounters& counters() const noexcept;
     [[nodiscard]] size_t connectionCount() const noexcept;
+    // A client waits in the queue of a listening socket: about to be a connection (not idle).
+    [[nodiscard]] bool connectionWaiting() const noexcept;
     // Calls deferred and not answered yet (on connections that are still open).
     [[nodiscard]] size_t callsInFlight() const noexcept;
 

@@ -11,12 +11,20 @@
 
 #include <svckit/error.hpp>
 #include <svckit/event_loop.hpp>
+#include <svckit/log.hpp>
+#include <svckit/socket_options.hpp>
+#include <svckit/socket_spec.hpp>
+#include <svckit/unique_fd.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 
 namespace svckit {
+
+// A client waits in the queue of a listening socket (it is readable): about to be a connection, so not idle.
+[[nodiscard]] bool clientQueued(int listeningFd) noexcept;
 
 class AcceptPause {
 public:
@@ -28,6 +36,48 @@ public:
     // Whether accept4() (or what the accepted connection needs next) failed for want of fds or memory.
     [[nodiscard]] static bool exhausted(int code) noexcept {
         return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
+    }
+
+    // One wake-up of a listening socket: accepts up to `max` connections (acceptConnection: accept4 and the
+    // spec's checks) and hands each to `add` (Result<void>(UniqueFd)). Returns when the queue is empty, when
+    // out of fds or memory (then paused: the client stays queued), or when `listening()` turns false after an
+    // `add` (the owner stopped). A connection refused by its checks is counted in `*refused` and skipped; an
+    // accepted one whose own fds (its pidfd) did not fit is lost, and the rest wait for the pause to end.
+    template <class Add, class Listening>
+    void acceptBatch(int listeningFd, const SocketSpec& spec, AcceptedPolicy policy,
+                     ConnectionCounters* counters, int max, uint64_t* refused, Add&& add,
+                     Listening&& listening) {
+        for (int i = 0; i < max; ++i) {
+            auto fd = acceptConnection(listeningFd, spec, policy, counters);
+            if (!fd) {
+                int code = fd.error().code();
+                if (code == EAGAIN) {
+                    hadRoom();
+                    return;
+                }
+                if (exhausted(code)) {
+                    // The client stays in the queue and the socket readable: retrying at the next wake-up
+                    // would spin.
+                    pause(fd.error());
+                    return;
+                }
+                if (refused)
+                    ++*refused;
+                logDebug("{}: {}", what_, fd.error().message());
+                if (code == EPROTO || code == ECONNABORTED || code == EPERM)
+                    continue; // this connection was refused; others may be waiting
+                return;
+            }
+            if (auto added = add(std::move(*fd)); !added) {
+                logDebug("{}: {}", what_, added.error().message());
+                if (exhausted(added.error().code())) {
+                    pause(added.error());
+                    return;
+                }
+            }
+            if (!listening())
+                return;
+        }
     }
 
     // Creates the retry timer, off: once the fd table is full there may be no fd left for sd-event's timerfd.
