@@ -183,7 +183,14 @@ private:
         std::string holdPath = env("FIXTURE_HOLD_LOOP_UNTIL");
         if (holdPath.empty())
             return;
-        if (holdPhase_++ == 0) {
+        int phase = holdPhase_++;
+        if (phase < 2) {
+            // sd-event dispatches one source per iteration: let the endpoint's "no connection" callback (its
+            // zero-delay timer, pending since the first iteration too) arm the service's idle timer first.
+            (void)first_.enableOnce();
+            return;
+        }
+        if (phase == 2) {
             // The idle timer was armed before this iteration: once its timeout has passed it is due. Come
             // back in the next iteration, where sd-event marks it pending behind this (older) defer source.
             auto idle = spec().exitOnIdle;
