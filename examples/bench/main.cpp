@@ -5,10 +5,14 @@
 //   svckit-example-bench [PATH]   socket-activated (fd named "varlink"), or binds PATH itself (the same as
 //                                 --listen=PATH: bench/varlink/run, profile and the tests start servers as
 //                                 `SERVER PATH`); the standard flags of svckit::run() (--help, ...) too
+//   --max-connections=N           the varlink server's cap on connections at once (ServiceSpec::varlink
+//                                 .maxConnections; default 4096, as sd-varlink); --print-units then asks for
+//                                 the LimitNOFILE= it needs (tests/e2e/varlink_scale.sh: 10 000 connections)
 #include "org.example.bench.varlink.hpp"
 
 #include <svckit/service.hpp>
 
+#include <charconv>
 #include <span>
 #include <string>
 
@@ -41,8 +45,8 @@ public:
     }
 };
 
-svckit::ServiceSpec benchSpec() {
-    return {
+svckit::ServiceSpec benchSpec(unsigned maxConnections) {
+    svckit::ServiceSpec spec{
         .name = "svckit-example-bench",
         .description = "svckit example: the org.example.bench interface, for benchmarks",
         .version = "0.1.0",
@@ -51,16 +55,36 @@ svckit::ServiceSpec benchSpec() {
                                .passPidfd = true,
                                .acceptFileDescriptors = false}},
     };
+    if (maxConnections != 0)
+        spec.varlink.maxConnections = maxConnections;
+    return spec;
 }
 
 class Bench final : public Service, private BenchService {
 public:
-    // Count requires `more` as the .varlink file says ([Requires 'more' flag]); nothing else to set.
-    Bench() : Service(benchSpec()) { addVarlink(interface()); }
+    struct Options {
+        unsigned maxConnections = 0; // 0: the spec's default
+    };
 
-    // The positional PATH is --listen=PATH.
-    static CommandLine commandLine() {
-        return {.positionalUsage = "[PATH]",
+    // Count requires `more` as the .varlink file says ([Requires 'more' flag]); nothing else to set.
+    explicit Bench(const Options& options) : Service(benchSpec(options.maxConnections)) {
+        addVarlink(interface());
+    }
+
+    // --max-connections=N; the positional PATH is --listen=PATH.
+    static CommandLine commandLine(Options& values) {
+        return {.options = {{.name = "max-connections",
+                             .argument = "N",
+                             .help = "Serve at most N connections at once (default 4096)",
+                             .set = [&values](std::string_view n) -> Result<void> {
+                                 auto [end, ec] =
+                                     std::from_chars(n.data(), n.data() + n.size(), values.maxConnections);
+                                 if (ec != std::errc() || end != n.data() + n.size() ||
+                                     values.maxConnections == 0)
+                                     return fail(EINVAL, "N must be a positive number, not '{}'", n);
+                                 return {};
+                             }}},
+                .positionalUsage = "[PATH]",
                 .positionalHelp = "PATH: bind the varlink socket on PATH, the same as --listen=PATH",
                 .positional = [](std::span<const std::string> arguments, RunOptions& run) -> Result<void> {
                     if (arguments.size() > 1)
