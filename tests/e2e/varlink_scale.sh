@@ -41,8 +41,12 @@ check "the build installs into the container" c sh -c "meson install -C /src/$bu
 # The drop-in: the option, and the LimitNOFILE= that --print-units writes for it (2 fds per connection).
 limit=$(c sh -ec "d=\$(mktemp -d); svckit-example-bench --max-connections=$max_connections --print-units=\$d >/dev/null
     sed -n 's/^LimitNOFILE=//p' \$d/$unit")
-[ -n "$limit" ] || bail "--print-units with --max-connections=$max_connections writes LimitNOFILE=" "$limit"
-pass "--print-units with --max-connections=$max_connections asks for LimitNOFILE=$limit"
+# 2 fds per connection, the reserve of 64 and the listening socket (svckit/internal/fd_limits.hpp).
+equals "--print-units with --max-connections=$max_connections asks for LimitNOFILE=$limit" \
+    "$limit" $((65 + 2 * max_connections))
+[ -n "$limit" ] || bail "--print-units with --max-connections=$max_connections writes LimitNOFILE="
+out=$(c svckit-example-bench --max-connections=0 --print-units 2>&1)
+exits "--max-connections=0 is a usage error" "$?" 2 "$out"
 c mkdir -p /run/systemd/system/$unit.d
 c sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/bin/svckit-example-bench --max-connections=$max_connections\nLimitNOFILE=$limit\n' \
     >/run/systemd/system/$unit.d/scale.conf"
@@ -69,7 +73,7 @@ round() {
     out=$(c python3 $client call $socket 2>&1)
     contains "$label: the first call activates the service" "$out" "ms="
     pid=$(main_pid)
-    [ -n "$pid" ] && [ "$pid" != 0 ] || { flunk "$label: the service runs (MainPID '$pid')"; return; }
+    if [ -z "$pid" ] || [ "$pid" = 0 ]; then flunk "$label: the service runs (MainPID '$pid')"; return; fi
     # The service's soft limit is the hard one (raised at start): LimitNOFILE=, unless the container's own
     # hard limit is lower (systemd as PID 1 cannot go above it). Where even that is short of 10 000
     # connections (2 fds each, and the service's reserve of 64 and its socket: fd_limits.hpp), the service
@@ -92,7 +96,7 @@ round() {
     c systemctl reset-failed $client_unit >/dev/null 2>&1
     check "$label: the client starts ($total connections from uids $uids)" \
         c systemd-run --quiet --unit=$client_unit --service-type=exec -p LimitNOFILE=4096 \
-        python3 $client hold $socket $state --uids=$uids --per-uid=$per_uid $nocall
+        python3 $client hold $socket $state --uids=$uids --per-uid=$per_uid ${nocall:+"$nocall"}
     if ! wait_for 150 ready; then
         flunk "$label: the client opens its connections" \
             "$(c journalctl -b -u $client_unit --no-pager 2>&1 | tail -n 20)"
