@@ -8,7 +8,7 @@
 //                       how many are pending ("N call(s) pending"), the journal when each is answered
 //   Pid() -> (pid)      answered at once
 // exitOnIdle is 200 ms; start() logs "faults: pid P serving", stop() "faults: pid P stop() with N call(s)
-// pending", and the process logs "faults: pid P answered N call(s)" as it exits.
+// pending", and the process logs "faults: pid P answered N call(s), left M unanswered" as it exits.
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>
 
@@ -63,7 +63,10 @@ public:
                      }},
             }});
     }
-    ~Faults() override { logInfo("faults: pid {} answered {} call(s)", ::getpid(), answered_); }
+    ~Faults() override {
+        logInfo("faults: pid {} answered {} call(s), left {} unanswered", ::getpid(), answered_,
+                pending_.size());
+    }
 
 protected:
     Result<void> start() override {
