@@ -6,6 +6,8 @@
 # hang fails a check instead of stalling the script; they count replies, errors and hangs.
 #   1. SIGTERM (systemctl stop) while 16 calls are in flight and others keep arriving: every call gets its
 #      reply (16/16, and none of the others lost), the service exits 0, the next call activates it again.
+#      And SIGTERM while the loop is busy and 8 callers have just connected and written their call: each is
+#      answered, by the stopping instance if it had accepted them, by the next one otherwise.
 #   2. SIGKILL (systemctl kill -s KILL) under load: every caller sees a reply or an error before its deadline,
 #      none hangs; the socket stays listening and the next call activates the service again.
 #   3. Exit-on-idle racing new connections: 300 calls at gaps around the 200 ms of exit-on-idle are all
@@ -89,6 +91,29 @@ lacks "SIGTERM: ...none saw an error" "$out" "errors:"
 next=$(pid_call)
 check "SIGTERM: the next call is answered" test -n "$next"
 check "SIGTERM: ...by a new activation (pid $next, was $pid)" test "${next:-0}" != "$pid"
+
+# --- 1b. SIGTERM while the loop is busy and callers have just connected: a call the service accepted before
+# the signal is served; one it did not accept waits in the socket's queue for the next activation. The
+# service blocks its loop (Block), 8 callers connect and write their call meanwhile, SIGTERM arrives; when the
+# loop goes on it has the signal and the waiting callers at once.
+client concurrent 1 3000 60 Block >"$tmp/block" 2>&1 &
+block=$!
+check "SIGTERM, busy loop: the service blocks its loop" \
+    wait_for 60 sh -c "[ \"\$(dev/root exec $name systemctl show -P StatusText $service.service)\" = 'blocking the loop' ]"
+pid=$(show MainPID)
+client concurrent 8 0 60 >"$tmp/queued" 2>&1 &
+queued=$!
+check "SIGTERM, busy loop: 8 more callers have connected and written their call" wait_for 60 grep -q "sent 8" "$tmp/queued"
+check "SIGTERM, busy loop: systemctl kill -s TERM" c systemctl kill -s TERM "$service.service"
+equals "SIGTERM, busy loop: ...which arrived while the loop was still blocked" "$(show StatusText)" "blocking the loop"
+wait "$block" "$queued"
+contains "SIGTERM, busy loop: the blocking call got its reply" "$(cat "$tmp/block")" "replies=1 errors=0 hangs=0"
+out=$(cat "$tmp/queued")
+contains "SIGTERM, busy loop: every one of the 8 callers got its reply" "$out" "replies=8 errors=0 hangs=0"
+echo "# SIGTERM, busy loop: the 8 callers: $(tail -n 1 <<<"$out") (pids: those that served them)"
+check "SIGTERM, busy loop: the service stopped" wait_for 60 sh -c "! dev/root exec $name kill -0 $pid"
+[[ $(journal) =~ faults:\ pid\ $pid\ answered\ ([0-9]+)\ call\(s\),\ left\ ([0-9]+) ]]
+echo "# SIGTERM, busy loop: the stopped instance answered ${BASH_REMATCH[1]:-?} call(s) (the Block call and the callers it had accepted), left ${BASH_REMATCH[2]:-?}"
 
 # --- 2. SIGKILL under load
 client concurrent 16 5000 60 >"$tmp/kill16" 2>&1 &

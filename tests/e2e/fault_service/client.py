@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # The callers of tests/e2e/varlink_faults.sh: plain varlink over a unix socket, every call with a deadline, so
 # a hang is counted as one instead of stalling the script. Each call is on a connection of its own.
-#   client.py concurrent SOCKET N MS TIMEOUT   N calls Sleep(MS) at once; prints "sent N" once all are written
+#   client.py concurrent SOCKET N MS TIMEOUT [METHOD]
+#                                             N calls METHOD(MS) (default Sleep) at once; prints "sent N" once
+#                                             all are written
 #   client.py sequence SOCKET COUNT TIMEOUT GAP_MS...
 #                                             COUNT calls Pid() one after another, waiting GAP_MS (cycled)
 #                                             between a reply and the next connect
@@ -87,11 +89,12 @@ def main():
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "concurrent":
         n, ms, timeout = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+        method = sys.argv[6] if len(sys.argv) > 6 else "Sleep"
         deadline = time.monotonic() + timeout
         sockets = []
         for _ in range(n):
             try:
-                sockets.append(connect_and_send(path, "io.svckit.test.Faults.Sleep", {"ms": ms}, timeout))
+                sockets.append(connect_and_send(path, f"io.svckit.test.Faults.{method}", {"ms": ms}, timeout))
             except OSError as e:
                 note("errors", f"{type(e).__name__}: {e}")
         print(f"sent {len(sockets)}", flush=True)

@@ -7,6 +7,7 @@
 //   Sleep(ms) -> (pid)  answered after ms milliseconds from a timer on the loop (Call::defer()); STATUS= says
 //                       how many are pending ("N call(s) pending"), the journal when each is answered
 //   Pid() -> (pid)      answered at once
+//   Block(ms) -> (pid)  blocks the loop for ms milliseconds (STATUS=blocking the loop), then answers
 // exitOnIdle is 200 ms; start() logs "faults: pid P serving", stop() "faults: pid P stop() with N call(s)
 // pending", and the process logs "faults: pid P answered N call(s), left M unanswered" as it exits.
 #include <svckit/log.hpp>
@@ -18,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unistd.h>
 
 namespace {
@@ -31,6 +33,9 @@ method Sleep(ms: int) -> (pid: int)
 
 # Answers at once with the serving process's pid.
 method Pid() -> (pid: int)
+
+# Blocks the service's loop for ms milliseconds (STATUS=blocking the loop), then answers.
+method Block(ms: int) -> (pid: int)
 )";
 
 ServiceSpec faultsSpec() {
@@ -55,6 +60,7 @@ public:
             .description = std::string(description),
             .methods = {
                 {.name = "Sleep", .handler = [this](varlink::Call& call) { sleep(call); }},
+                {.name = "Block", .handler = [this](varlink::Call& call) { block(call); }},
                 {.name = "Pid",
                  .handler =
                      [this](varlink::Call& call) {
@@ -94,6 +100,20 @@ private:
             timers_.emplace(id, std::move(*timer));
         else
             answer(id);
+    }
+
+    // On purpose: callers connect and the stop signal arrives while the loop is not looking.
+    void block(varlink::Call& call) {
+        auto ms = call.parameters()["ms"].int64().value_or(0);
+        if (ms < 0 || ms > 60'000) {
+            (void)call.invalidParameter("ms");
+            return;
+        }
+        setStatus("blocking the loop");
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        setStatus(std::format("{} call(s) pending", pending_.size()));
+        ++answered_;
+        (void)call.reply([](varlink::JsonWriter& w) { w.field("pid", ::getpid()); });
     }
 
     void answer(uint64_t id) {
