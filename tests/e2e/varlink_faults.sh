@@ -96,6 +96,7 @@ check "SIGTERM: ...by a new activation (pid $next, was $pid)" test "${next:-0}" 
 # the signal is served; one it did not accept waits in the socket's queue for the next activation. The
 # service blocks its loop (Block), 8 callers connect and write their call meanwhile, SIGTERM arrives; when the
 # loop goes on it has the signal and the waiting callers at once.
+c systemctl stop "$service.service" 2>/dev/null # a fresh instance: its count of answers is this scenario's
 client concurrent 1 3000 60 Block >"$tmp/block" 2>&1 &
 block=$!
 check "SIGTERM, busy loop: the service blocks its loop" \
@@ -113,7 +114,7 @@ contains "SIGTERM, busy loop: every one of the 8 callers got its reply" "$out" "
 echo "# SIGTERM, busy loop: the 8 callers: $(tail -n 1 <<<"$out") (pids: those that served them)"
 check "SIGTERM, busy loop: the service stopped" wait_for 60 sh -c "! dev/root exec $name kill -0 $pid"
 [[ $(journal) =~ faults:\ pid\ $pid\ answered\ ([0-9]+)\ call\(s\),\ left\ ([0-9]+) ]]
-echo "# SIGTERM, busy loop: the stopped instance answered ${BASH_REMATCH[1]:-?} call(s) (the Block call and the callers it had accepted), left ${BASH_REMATCH[2]:-?}"
+echo "# SIGTERM, busy loop: the stopped instance answered ${BASH_REMATCH[1]:-?} call(s) (the Block call and the callers it had accepted), left ${BASH_REMATCH[2]:-?} unanswered"
 
 # --- 2. SIGKILL under load
 client concurrent 16 5000 60 >"$tmp/kill16" 2>&1 &
