@@ -14,6 +14,7 @@
 #include <svckit/internal/fd_limits.hpp>
 
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
 
 #include <algorithm>
 #include <csignal>
@@ -96,6 +97,7 @@ struct Service::Runtime {
     std::vector<EventSource> sources;
     EventSource idleTimer;
     EventSource drainTimer;
+    EventSource drainCheck; // the first look at the endpoints' drain, once pending input has been read
 
     [[nodiscard]] size_t connectionCount() const {
         size_t n = 0;
@@ -239,12 +241,26 @@ void Service::requestStop() {
     });
     if (timeout)
         rt.drainTimer = std::move(*timeout);
-    rt.undrained = rt.endpoints.size();
-    for (auto& [protocol, endpoint] : rt.endpoints)
-        endpoint->whenDrained([this] {
-            if (--runtime_->undrained == 0)
-                runtime_->loop.exit(0);
-        });
+    // A connection accepted just before the stop may have its call waiting, unread, in its socket (the
+    // signal was dispatched before its input): it would count as drained and be closed unanswered. So the
+    // drain is first looked at from an idle-priority source, which runs once the loop has nothing more urgent
+    // pending, i.e. after that input has been read and its calls are in flight.
+    auto watchDrain = [this] {
+        Runtime& r = *runtime_;
+        r.undrained = r.endpoints.size();
+        for (auto& [protocol, endpoint] : r.endpoints)
+            endpoint->whenDrained([this] {
+                if (--runtime_->undrained == 0)
+                    runtime_->loop.exit(0);
+            });
+    };
+    auto check = rt.loop.addDefer(watchDrain);
+    if (check && ::sd_event_source_set_priority(check->get(), SD_EVENT_PRIORITY_IDLE) >= 0 &&
+        check->enableOnce()) {
+        rt.drainCheck = std::move(*check);
+        return;
+    }
+    watchDrain();
 }
 
 Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& options) {
@@ -364,6 +380,7 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
             rt.sources.clear();
             rt.idleTimer.reset();
             rt.drainTimer.reset();
+            rt.drainCheck.reset();
             rt.varlink = nullptr;
             rt.endpoints.clear();
         }
