@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <utility>
 
 namespace svckit::varlink {
@@ -159,13 +160,18 @@ Result<void> DeferredCall::send(detail::ReplyKind kind, std::string_view name, d
         finished_ = true;
     if (!connection)
         return fail(ENOTCONN, "The connection has been closed");
-    if (kind == detail::ReplyKind::Continues)
-        return connection->emit(id_, flags_, kind, name, write, context);
-    struct Done {
-        detail::Connection& connection;
-        ~Done() { connection.deferredDone(); }
-    } done{*connection};
-    return connection->emit(id_, flags_, kind, name, write, context);
+    std::exception_ptr failure;
+    try {
+        if (kind == detail::ReplyKind::Continues)
+            return connection->emit(id_, flags_, kind, name, write, context);
+        auto r = connection->emit(id_, flags_, kind, name, write, context);
+        connection->deferredDone();
+        return r;
+    } catch (...) {
+        failure = std::current_exception(); // the writer threw (the reply was not written)
+    }
+    finished_ = true;
+    return connection->writerFailed(id_, flags_, failure);
 }
 
 Result<void> DeferredCall::sendUpgrade(detail::WriteFn write, void* context, UpgradeHandler then) {
@@ -176,7 +182,13 @@ Result<void> DeferredCall::sendUpgrade(detail::WriteFn write, void* context, Upg
         finished_ = true;
         return fail(ENOTCONN, "The connection has been closed");
     }
-    auto r = connection->emitUpgrade(id_, flags_, write, context, std::move(then));
+    Result<void> r;
+    try {
+        r = connection->emitUpgrade(id_, flags_, write, context, std::move(then));
+    } catch (...) {
+        finished_ = true;
+        return connection->writerFailed(id_, flags_, std::current_exception());
+    }
     if (r || r.error().code() == ENOTCONN) {
         finished_ = true;
         connection->deferredDone();
