@@ -498,8 +498,11 @@ void Connection::handOver() {
     // Out of the server's epoll while the fd is still ours to name: close() cannot remove it once it is moved
     // out, and epoll would go on reporting the handed-over socket for this (soon freed) connection.
     server_.batch_->remove(*this);
-    UpgradedConnection upgraded{
-        .fd = std::move(fd_), .pending = std::string(in_.data() + inBegin_, inEnd_ - inBegin_), .peer = {}};
+    UpgradedConnection upgraded{.fd = std::move(fd_),
+                                .pending = std::string(in_.data() + inBegin_, inEnd_ - inBegin_),
+                                .peer = {},
+                                .hold =
+                                    server_.holdUpgraded()}; // before close(): the server never looks idle
     ++server_.counters_.connectionsUpgraded;
     close(); // the socket has been taken out: it stays open
     upgraded.peer = std::move(peer_);

@@ -31,6 +31,7 @@ constexpr int acceptsPerWakeup = 64;
 } // namespace
 
 ServerImpl::~ServerImpl() {
+    self_.reset();
     // Connections first: they use the batch (and the loop-facing state) until they go.
     connections_.clear();
     batch_.reset();
@@ -292,8 +293,23 @@ void ServerImpl::closed(detail::Connection& connection) {
     batch_->retire(std::move(it->second));
     connections_.erase(it);
     acceptPause_.resume(); // its fds are free: a client waiting in a queue can have them
-    if (connections_.empty())
+    if (idle())
         armIdleTimer();
+}
+
+std::shared_ptr<void> ServerImpl::holdUpgraded() {
+    struct Hold {
+        std::weak_ptr<ServerImpl*> server;
+        explicit Hold(std::weak_ptr<ServerImpl*> s) : server(std::move(s)) {}
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+        ~Hold() {
+            if (auto self = server.lock(); self && --(*self)->upgradedHeld_ == 0 && (*self)->idle())
+                (*self)->armIdleTimer();
+        }
+    };
+    ++upgradedHeld_;
+    return std::make_shared<Hold>(self_);
 }
 
 void ServerImpl::stopAccepting() noexcept {
@@ -314,7 +330,7 @@ Result<void> ServerImpl::setIdleCallback(std::chrono::microseconds after, std::f
     }
     idleAfter_ = after;
     onIdle_ = std::move(onIdle);
-    if (connections_.empty())
+    if (idle())
         armIdleTimer();
     else
         (void)idleTimer_.setEnabled(false);
@@ -329,7 +345,7 @@ void ServerImpl::armIdleTimer() {
 }
 
 void ServerImpl::onIdleTimer() {
-    if (!connections_.empty() || !onIdle_)
+    if (!idle() || !onIdle_)
         return;
     // A client waiting in a listening socket's queue is about to be accepted: not idle.
     if (connectionWaiting()) {
@@ -410,7 +426,7 @@ const ServerCounters& Server::counters() const noexcept {
 }
 
 size_t Server::connectionCount() const noexcept {
-    return impl_->connections_.size();
+    return impl_->connections_.size() + impl_->upgradedHeld_;
 }
 bool ServerImpl::connectionWaiting() const noexcept {
     return std::ranges::any_of(listeners_,

@@ -66,11 +66,14 @@ void invokeWriter(void* context, JsonWriter& writer) {
 
 // A connection handed over by an upgrade (see Replies::upgrade): the socket (still non-blocking), the bytes
 // the client sent after the upgrading call that the server had already read (the start of the new protocol's
-// data; the rest is still in the socket), and the caller's identity.
+// data; the rest is still in the socket), and the caller's identity. While `hold` lives, the server counts
+// the connection as one of its own (Server::connectionCount(), the idle callback): keep it (or the whole
+// struct) as long as the connection is served, or exit-on-idle and an Accept=yes instance stop under it.
 struct UpgradedConnection {
     UniqueFd fd;
     std::string pending;
     PeerIdentity peer;
+    std::shared_ptr<void> hold;
 };
 using UpgradeHandler = std::function<void(UpgradedConnection)>;
 
@@ -323,6 +326,7 @@ public:
     void whenDrained(std::function<void()> onDrained);
 
     [[nodiscard]] const ServerCounters& counters() const noexcept;
+    // Open connections, and upgraded ones whose UpgradedConnection::hold lives.
     [[nodiscard]] size_t connectionCount() const noexcept;
     // A client waits in the queue of a listening socket: about to be a connection (not idle).
     [[nodiscard]] bool connectionWaiting() const noexcept;
