@@ -46,21 +46,20 @@ IoBatch::~IoBatch() {
 Result<void> IoBatch::add(Handler& handler, int fd, uint32_t events) {
     if (handler.fd_ >= 0)
         return fail(EEXIST, "The handler already watches fd {}", handler.fd_);
+    epoll_event event{.events = events, .data = {.ptr = &handler}};
+    if (::epoll_ctl(poll_.get(), EPOLL_CTL_ADD, fd, &event) < 0)
+        return failErrno("Failed to watch fd {}", fd);
     handler.fd_ = fd;
-    handler.events_ = 0;
-    if (auto r = update(handler, events); !r) {
-        handler.fd_ = -1;
-        return r;
-    }
+    handler.events_ = events;
     return {};
 }
 
 Result<void> IoBatch::update(Handler& handler, uint32_t events) {
     if (handler.fd_ < 0)
         return fail(EBADF, "The handler watches no fd");
-    int op = events == 0 ? EPOLL_CTL_DEL : handler.events_ == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    // An empty mask keeps the fd in the epoll instance: a hang-up is still reported.
     epoll_event event{.events = events, .data = {.ptr = &handler}};
-    if (::epoll_ctl(poll_.get(), op, handler.fd_, &event) < 0)
+    if (::epoll_ctl(poll_.get(), EPOLL_CTL_MOD, handler.fd_, &event) < 0)
         return failErrno("Failed to watch fd {}", handler.fd_);
     handler.events_ = events;
     return {};
@@ -69,8 +68,7 @@ Result<void> IoBatch::update(Handler& handler, uint32_t events) {
 void IoBatch::remove(Handler& handler) noexcept {
     if (handler.fd_ < 0)
         return;
-    if (handler.events_ != 0)
-        (void)::epoll_ctl(poll_.get(), EPOLL_CTL_DEL, handler.fd_, nullptr);
+    (void)::epoll_ctl(poll_.get(), EPOLL_CTL_DEL, handler.fd_, nullptr);
     handler.fd_ = -1;
     handler.events_ = 0;
     // Epoll may have reported it in this pass already: that event is not dispatched.

@@ -68,9 +68,8 @@ void Connection::onIo(uint32_t revents) {
         flush();
     if (state_ != State::Closed && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         readInput();
-    // A full hang-up: nobody can read the replies any more (and epoll would report it forever).
-    if (state_ == State::Draining && (revents & EPOLLHUP))
-        close();
+    if (state_ != State::Closed && (revents & (EPOLLHUP | EPOLLERR)))
+        hungUp();
     // The IoBatch calls service() right after this (a handler marked during its own onIo() is not queued).
     if (state_ != State::Closed)
         server_.batch_->markDirty(*this);
@@ -144,9 +143,28 @@ void Connection::readInput() {
     }
 }
 
+void Connection::hungUp() {
+    // The peer has closed its socket (epoll reports it whatever the events asked for, and on every wake-up):
+    // nobody reads replies any more. What it sent before is still read and dispatched (oneway calls too);
+    // once nothing more will be read, the connection closes, whatever its calls still wait for: a deferred
+    // call's replies then go nowhere (ENOTCONN), a waiting stream is dropped, an upgrade does not happen.
+    if (state_ == State::Open && !inputHeld_)
+        return; // more input than one wake-up reads: the next one goes on (level-triggered)
+    logDebug("varlink: the peer of pid {} has gone; closing its connection", peer_.pid);
+    close();
+}
+
+bool Connection::roomForInput() const noexcept {
+    // Calls read and not answered are capped too (each may hold a slot, a deferred call, a handler's state):
+    // sd-varlink reads no call while one is pending; svckit reads ahead up to ServerOptions::maxQueuedCalls.
+    return pendingOutput() <= server_.options_.outputSoftLimit &&
+           slots_.size() < server_.options_.maxQueuedCalls &&
+           deferredCount_ < server_.options_.maxQueuedCalls;
+}
+
 void Connection::processInput() {
     while (state_ == State::Open && inScanned_ < inEnd_) {
-        if (pendingOutput() > server_.options_.outputSoftLimit) {
+        if (!roomForInput()) {
             inputHeld_ = true;
             return;
         }
@@ -220,17 +238,25 @@ void Connection::dispatch(std::string_view method, JsonView parameters, CallFlag
         } catch (...) {
             failure = std::current_exception();
         }
-        if (state_ != State::Closed && (failure || (!call.answered() && !call.deferred_ && !flags.oneway))) {
-            ++server_.counters_.handlerFailures;
-            int code = failure ? protocol::errnoOfException(failure) : EIO;
-            logDebug("varlink: handler of {} {}", method, failure ? "threw" : "returned without replying");
-            if (!call.answered() && !call.deferred_)
-                (void)call.error(errorSystem, [&](JsonWriter& w) { protocol::writeSystemError(w, code); });
-        }
+        if (state_ != State::Closed && (failure || (!call.answered() && !call.deferred_ && !flags.oneway)))
+            handlerFailed(call, failure);
     }
     if (!callFds_.empty()) {
         closeAsync(callFds_); // those the handler did not take
         callFds_.clear();
+    }
+}
+
+void Connection::handlerFailed(Call& call, std::exception_ptr failure) noexcept {
+    ++server_.counters_.handlerFailures;
+    int code = failure ? protocol::errnoOfException(failure) : EIO;
+    logDebug("varlink: handler of {} {}", call.method(), failure ? "threw" : "returned without replying");
+    if (call.answered() || call.deferred_)
+        return;
+    try {
+        (void)call.error(errorSystem, [&](JsonWriter& w) { protocol::writeSystemError(w, code); });
+    } catch (...) {
+        close(); // out of memory: the call cannot be answered, and its place in the order cannot be kept
     }
 }
 
@@ -248,8 +274,9 @@ Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kin
     Slot* slot = nullptr;
     std::string* sink = &out_;
     if (!slots_.empty()) {
-        auto it = std::ranges::find(slots_, id, &Slot::id);
-        if (it != slots_.end()) {
+        // Slots are queued in call order: ids ascend (answered out of order, a search stays logarithmic).
+        auto it = std::ranges::lower_bound(slots_, id, {}, &Slot::id);
+        if (it != slots_.end() && it->id == id) {
             slot = &*it;
             if (it != slots_.begin())
                 sink = &slot->buffered;
@@ -257,14 +284,30 @@ Result<void> Connection::emit(uint64_t id, const CallFlags& flags, ReplyKind kin
     }
     size_t before = sink->size();
     protocol::writeReply(*sink, kind, name, write, context);
+    size_t added = sink->size() - before;
+    size_t pending = pendingOutput() + (sink == &out_ ? 0 : added); // out_ has it already
+    if (pending > server_.options_.outputHardLimit) {
+        sink->resize(before);
+        return overflow();
+    }
     if (sink != &out_)
-        slotBytes_ += sink->size() - before;
+        slotBytes_ += added;
     if (kind != ReplyKind::Continues && slot) {
         slot->finished = true;
         advanceQueue();
     }
     markDirty();
     return {};
+}
+
+Result<void> Connection::overflow() {
+    // As sd-varlink's enqueue (-ENOBUFS past its output buffer's maximum): the reply is refused, and the
+    // connection, whose peer does not read what it has, is closed rather than grown.
+    ++server_.counters_.overflowCloses;
+    logDebug("varlink: closing the connection of pid {}: its unread replies would pass {} bytes", peer_.pid,
+             server_.options_.outputHardLimit);
+    close();
+    return fail(ENOBUFS, "No room for the reply: the caller does not read its replies");
 }
 
 Result<void> Connection::emitUpgrade(uint64_t id, const CallFlags& flags, WriteFn write, void* context,
@@ -317,6 +360,22 @@ void Connection::abandon(uint64_t id, const CallFlags& flags) noexcept {
     deferredDone();
 }
 
+Result<void> Connection::writerFailed(uint64_t id, const CallFlags& flags,
+                                      std::exception_ptr failure) noexcept {
+    // As for a handler that throws: the call ends with io.systemd.System, and keeps its place in the order.
+    ++server_.counters_.handlerFailures;
+    int code = protocol::errnoOfException(failure);
+    logDebug("varlink: the writer of a deferred reply threw");
+    try {
+        auto write = [code](JsonWriter& w) { protocol::writeSystemError(w, code); };
+        (void)emit(id, flags, ReplyKind::Error, errorSystem, &invokeWriter<decltype(write)&>, &write);
+    } catch (...) {
+        close();
+    }
+    deferredDone();
+    return fail(code, "The reply's writer threw");
+}
+
 void Connection::markDirty() {
     // Replies written while this connection's own onIo() runs are sent by the service() right after it.
     server_.batch_->markDirty(*this);
@@ -355,7 +414,7 @@ void Connection::service() {
             handOver();
             return;
         }
-        if (!inputHeld_ || state_ != State::Open || pendingOutput() > server_.options_.outputSoftLimit)
+        if (!inputHeld_ || state_ != State::Open || !roomForInput())
             break;
         inputHeld_ = false;
         processInput();
@@ -439,8 +498,11 @@ void Connection::handOver() {
     // Out of the server's epoll while the fd is still ours to name: close() cannot remove it once it is moved
     // out, and epoll would go on reporting the handed-over socket for this (soon freed) connection.
     server_.batch_->remove(*this);
-    UpgradedConnection upgraded{
-        .fd = std::move(fd_), .pending = std::string(in_.data() + inBegin_, inEnd_ - inBegin_), .peer = {}};
+    UpgradedConnection upgraded{.fd = std::move(fd_),
+                                .pending = std::string(in_.data() + inBegin_, inEnd_ - inBegin_),
+                                .peer = {},
+                                .hold =
+                                    server_.holdUpgraded()}; // before close(): the server never looks idle
     ++server_.counters_.connectionsUpgraded;
     close(); // the socket has been taken out: it stays open
     upgraded.peer = std::move(peer_);

@@ -16,11 +16,13 @@
 //   Open ──upgrade call──▶ AwaitingUpgrade ──answered without upgrade──▶ Open
 //                          AwaitingUpgrade ──upgrade reply──▶ HandingOver ──replies written──▶ Closed
 //   Open ──EOF, protocol error──▶ Draining ──replies written──▶ Closed
-//   any ──read/send error, output over the hard limit, full hang-up while draining──▶ Closed
+//   any ──read/send error, a reply past the output hard limit, the peer's hang-up (once its input is read)──▶
+//         Closed
 //
 // Orthogonal to the state: `inputHeld_` (processing stopped before the end of the input buffer, because the
-// unsent output passed the soft limit or a call may upgrade; service() resumes it when the state is Open and
-// the output is under the limit) and the IoBatch's dirty mark (queued for service()).
+// unsent output passed the soft limit, ServerOptions::maxQueuedCalls calls are unanswered, or a call may
+// upgrade; service() resumes it when the state is Open and roomForInput()) and the IoBatch's dirty mark
+// (queued for service()).
 #pragma once
 
 #include "base/private.hpp"
@@ -34,6 +36,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -73,6 +76,9 @@ public:
     void deferred(uint64_t id, const CallFlags& flags);
     void deferredDone() noexcept;
     void abandon(uint64_t id, const CallFlags& flags) noexcept;
+    // The writer of a deferred call's reply threw: answers io.systemd.System, ends the call; returns the
+    // errno.
+    Result<void> writerFailed(uint64_t id, const CallFlags& flags, std::exception_ptr failure) noexcept;
 
     [[nodiscard]] State state() const noexcept { return state_; }
     [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
@@ -102,6 +108,15 @@ private:
     void processInput();
     void handleMessage(const char* data, size_t size);
     void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
+    // The handler threw, or returned without answering: io.systemd.System in its place.
+    void handlerFailed(Call& call, std::exception_ptr failure) noexcept;
+    // A reply would take the unsent output past the hard limit: closes the connection, returns ENOBUFS.
+    Result<void> overflow();
+    // The peer has closed its socket (EPOLLHUP): closes once nothing more is to be read.
+    void hungUp();
+    // Another call may be read: the unsent output is within the soft limit, and fewer than
+    // ServerOptions::maxQueuedCalls calls are unanswered.
+    [[nodiscard]] bool roomForInput() const noexcept;
     void flush();
     void protocolError(std::string_view what);
     // Draining: nothing more is read, the input and its fds are dropped; the replies before still go out.

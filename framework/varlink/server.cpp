@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <utility>
 
 namespace svckit::varlink {
@@ -30,6 +31,7 @@ constexpr int acceptsPerWakeup = 64;
 } // namespace
 
 ServerImpl::~ServerImpl() {
+    self_.reset();
     // Connections first: they use the batch (and the loop-facing state) until they go.
     connections_.clear();
     batch_.reset();
@@ -159,13 +161,18 @@ Result<void> DeferredCall::send(detail::ReplyKind kind, std::string_view name, d
         finished_ = true;
     if (!connection)
         return fail(ENOTCONN, "The connection has been closed");
-    if (kind == detail::ReplyKind::Continues)
-        return connection->emit(id_, flags_, kind, name, write, context);
-    struct Done {
-        detail::Connection& connection;
-        ~Done() { connection.deferredDone(); }
-    } done{*connection};
-    return connection->emit(id_, flags_, kind, name, write, context);
+    std::exception_ptr failure;
+    try {
+        if (kind == detail::ReplyKind::Continues)
+            return connection->emit(id_, flags_, kind, name, write, context);
+        auto r = connection->emit(id_, flags_, kind, name, write, context);
+        connection->deferredDone();
+        return r;
+    } catch (...) {
+        failure = std::current_exception(); // the writer threw (the reply was not written)
+    }
+    finished_ = true;
+    return connection->writerFailed(id_, flags_, failure);
 }
 
 Result<void> DeferredCall::sendUpgrade(detail::WriteFn write, void* context, UpgradeHandler then) {
@@ -176,7 +183,13 @@ Result<void> DeferredCall::sendUpgrade(detail::WriteFn write, void* context, Upg
         finished_ = true;
         return fail(ENOTCONN, "The connection has been closed");
     }
-    auto r = connection->emitUpgrade(id_, flags_, write, context, std::move(then));
+    Result<void> r;
+    try {
+        r = connection->emitUpgrade(id_, flags_, write, context, std::move(then));
+    } catch (...) {
+        finished_ = true;
+        return connection->writerFailed(id_, flags_, std::current_exception());
+    }
     if (r || r.error().code() == ENOTCONN) {
         finished_ = true;
         connection->deferredDone();
@@ -280,8 +293,23 @@ void ServerImpl::closed(detail::Connection& connection) {
     batch_->retire(std::move(it->second));
     connections_.erase(it);
     acceptPause_.resume(); // its fds are free: a client waiting in a queue can have them
-    if (connections_.empty())
+    if (idle())
         armIdleTimer();
+}
+
+std::shared_ptr<void> ServerImpl::holdUpgraded() {
+    struct Hold {
+        std::weak_ptr<ServerImpl*> server;
+        explicit Hold(std::weak_ptr<ServerImpl*> s) : server(std::move(s)) {}
+        Hold(const Hold&) = delete;
+        Hold& operator=(const Hold&) = delete;
+        ~Hold() {
+            if (auto self = server.lock(); self && --(*self)->upgradedHeld_ == 0 && (*self)->idle())
+                (*self)->armIdleTimer();
+        }
+    };
+    ++upgradedHeld_;
+    return std::make_shared<Hold>(self_);
 }
 
 void ServerImpl::stopAccepting() noexcept {
@@ -302,7 +330,7 @@ Result<void> ServerImpl::setIdleCallback(std::chrono::microseconds after, std::f
     }
     idleAfter_ = after;
     onIdle_ = std::move(onIdle);
-    if (connections_.empty())
+    if (idle())
         armIdleTimer();
     else
         (void)idleTimer_.setEnabled(false);
@@ -317,7 +345,7 @@ void ServerImpl::armIdleTimer() {
 }
 
 void ServerImpl::onIdleTimer() {
-    if (!connections_.empty() || !onIdle_)
+    if (!idle() || !onIdle_)
         return;
     // A client waiting in a listening socket's queue is about to be accepted: not idle.
     if (connectionWaiting()) {
@@ -398,7 +426,7 @@ const ServerCounters& Server::counters() const noexcept {
 }
 
 size_t Server::connectionCount() const noexcept {
-    return impl_->connections_.size();
+    return impl_->connections_.size() + impl_->upgradedHeld_;
 }
 bool ServerImpl::connectionWaiting() const noexcept {
     return std::ranges::any_of(listeners_,

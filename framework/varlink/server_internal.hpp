@@ -53,6 +53,9 @@ public:
     Result<void> addConnection(UniqueFd fd, const SocketSpec& spec);
     void onAccept(size_t listenerIndex);
     void closed(detail::Connection& connection);
+    // UpgradedConnection::hold: counts as a connection until it is destroyed (on the loop's thread).
+    std::shared_ptr<void> holdUpgraded();
+    [[nodiscard]] bool idle() const noexcept { return connections_.empty() && upgradedHeld_ == 0; }
     void stopAccepting() noexcept;
     void setAccepting(bool on);
     [[nodiscard]] bool connectionWaiting() const noexcept;
@@ -92,6 +95,10 @@ public:
     std::unordered_map<detail::Connection*, std::shared_ptr<detail::Connection>> connections_;
     std::unordered_map<uid_t, unsigned> perUid_;
     size_t callsInFlight_ = 0; // deferred calls without their final reply, on open connections
+    size_t upgradedHeld_ = 0;  // connections handed over by an upgrade whose hold lives
+    // What a hold reaches the server through; reset first when the server goes, so a hold that outlives it
+    // does nothing.
+    std::shared_ptr<ServerImpl*> self_ = std::make_shared<ServerImpl*>(this);
     // The connections' sockets: one loop source, one epoll_wait per wake-up for every ready connection, the
     // dirty ones serviced once at the end of the pass, closed ones kept alive until then.
     std::unique_ptr<IoBatch> batch_;

@@ -14,7 +14,9 @@ using namespace std::chrono_literals;
 struct Observed {
     std::atomic<int> idle{0};
     std::atomic<int> drained{0};
-    std::vector<DeferredCall> held; // on the server's thread only
+    std::vector<DeferredCall> held;           // on the server's thread only
+    std::vector<UpgradedConnection> upgraded; // on the server's thread only
+    std::atomic<int> upgrades{0};
 };
 
 // A server with methods that reach the Server itself: StopAccepting, InFlight (replies with callsInFlight()),
@@ -46,6 +48,22 @@ Extras lifecycleExtras(Observed& observed, std::chrono::milliseconds idleAfter) 
                                }},
                     Method{.name = "Hold",
                            .handler = [&observed](Call& call) { observed.held.push_back(call.defer()); }},
+                    // Upgrades; the upgraded connection is kept (in use) until DropUpgraded.
+                    Method{.name = "Upgrade",
+                           .handler =
+                               [&observed](Call& call) {
+                                   (void)call.upgrade([&observed](UpgradedConnection c) {
+                                       observed.upgraded.push_back(std::move(c));
+                                       ++observed.upgrades;
+                                   });
+                               },
+                           .supportsUpgrade = true},
+                    Method{.name = "DropUpgraded",
+                           .handler =
+                               [&observed](Call& call) {
+                                   observed.upgraded.clear();
+                                   (void)call.reply();
+                               }},
                     Method{.name = "Release",
                            .handler =
                                [&observed](Call& call) {
@@ -61,7 +79,11 @@ Extras lifecycleExtras(Observed& observed, std::chrono::milliseconds idleAfter) 
                 if (idleAfter > 0ms)
                     (void)server.setIdleCallback(idleAfter, [&observed] { ++observed.idle; });
             },
-        .teardown = [&observed] { observed.held.clear(); }};
+        .teardown =
+            [&observed] {
+                observed.held.clear();
+                observed.upgraded.clear();
+            }};
 }
 
 int64_t inFlight(Client& client) {
@@ -99,6 +121,37 @@ TEST(VarlinkLifecycle, CallsTheIdleCallbackOncePerPeriodWithoutConnections) {
     ASSERT_TRUE(late.call(echo("later")));
     ASSERT_TRUE(late.receive().has_value());
     EXPECT_EQ(observed.idle.load(), 2) << "fires once per idle period";
+}
+
+// An Accept=yes instance stops when its server is idle: an upgraded connection still in use is not idle.
+TEST(VarlinkLifecycle, IsNotIdleWhileAnUpgradedConnectionIsInUse) {
+    Observed observed;
+    TestServer server({}, false, lifecycleExtras(observed, 200ms));
+    ASSERT_TRUE(waitFor([&] { return observed.idle.load() == 1; }, 10'000ms)); // no client yet
+    Client upgrading(server.path());
+    ASSERT_TRUE(upgrading.call(R"({"method":"org.example.test.Upgrade","upgrade":true})"));
+    ASSERT_TRUE(upgrading.receive(10'000ms).has_value());
+    ASSERT_TRUE(waitFor([&] { return observed.upgrades.load() == 1; }, 10'000ms));
+    // Three idle periods pass while the upgraded connection is in use (a window in which nothing must
+    // happen); a round trip after it makes sure the loop has run since, with a due timer.
+    std::this_thread::sleep_for(600ms);
+    {
+        Client other(server.path());
+        ASSERT_TRUE(other.call(echo("x")));
+        ASSERT_TRUE(other.receive().has_value());
+        EXPECT_EQ(serverState(other).connections, 2); // this one and the upgraded one
+    }
+    std::this_thread::sleep_for(600ms);
+    {
+        Client other(server.path());
+        ASSERT_TRUE(other.call(echo("y")));
+        ASSERT_TRUE(other.receive().has_value());
+        EXPECT_EQ(observed.idle.load(), 1) << "idle while an upgraded connection was in use";
+        ASSERT_TRUE(other.call(R"({"method":"org.example.test.DropUpgraded"})"));
+        ASSERT_TRUE(other.receive().has_value());
+    }
+    // Once it is dropped (and the last client has gone), the server is idle again.
+    EXPECT_TRUE(waitFor([&] { return observed.idle.load() == 2; }, 10'000ms));
 }
 
 TEST(VarlinkLifecycle, StopsAcceptingButServesTheClientsItHas) {

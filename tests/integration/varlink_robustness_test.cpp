@@ -75,6 +75,43 @@ TEST(VarlinkRobustness, AnswersEcanceledForADeferredCallDroppedWithoutAnAnswer) 
     EXPECT_EQ(parse(client.receive()).text(), "after"); // still in call order
 }
 
+TEST(VarlinkRobustness, AnswersADeferredCallWhoseReplyWriterThrowsAndKeepsTheOrder) {
+    std::vector<EventSource> timers;
+    std::atomic<int> replyErrno{-1};
+    TestServer server(
+        {}, false,
+        Extras{.methods =
+                   [&timers, &replyErrno](Server&, EventLoop& loop) {
+                       return std::vector<Method>{
+                           Method{.name = "ThrowLater", .handler = [&timers, &replyErrno, &loop](Call& call) {
+                                      auto deferred = std::make_shared<DeferredCall>(call.defer());
+                                      auto timer = loop.addTimer(1ms, [deferred, &replyErrno] {
+                                          try {
+                                              auto r = deferred->reply([](JsonWriter&) {
+                                                  throw std::runtime_error("writer failed");
+                                              });
+                                              replyErrno = r ? 0 : r.error().code();
+                                          } catch (...) {
+                                              replyErrno = -2; // the exception came through
+                                          }
+                                      });
+                                      if (timer)
+                                          timers.push_back(std::move(*timer));
+                                  }}};
+                   },
+               .setup = {},
+               .teardown = [&timers] { timers.clear(); }});
+    Client client(server.path());
+    ASSERT_TRUE(client.sendRaw(std::string(R"({"method":"org.example.test.ThrowLater"})") + '\0' +
+                               echo("after") + '\0'));
+    auto failed = client.receive(10'000ms);
+    ASSERT_TRUE(failed) << "the deferred call whose writer threw was never answered";
+    EXPECT_EQ(parse(failed).error(), "io.systemd.System");
+    EXPECT_EQ(parse(failed).root()["parameters"]["errno"].int64(), EIO);
+    EXPECT_EQ(parse(client.receive(10'000ms)).text(), "after"); // still in call order
+    EXPECT_EQ(replyErrno.load(), EIO);
+}
+
 TEST(VarlinkRobustness, ServesAnAlreadyConnectedSocket) {
     int pair[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);

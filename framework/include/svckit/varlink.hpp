@@ -66,11 +66,14 @@ void invokeWriter(void* context, JsonWriter& writer) {
 
 // A connection handed over by an upgrade (see Replies::upgrade): the socket (still non-blocking), the bytes
 // the client sent after the upgrading call that the server had already read (the start of the new protocol's
-// data; the rest is still in the socket), and the caller's identity.
+// data; the rest is still in the socket), and the caller's identity. While `hold` lives, the server counts
+// the connection as one of its own (Server::connectionCount(), the idle callback): keep it (or the whole
+// struct) as long as the connection is served, or exit-on-idle and an Accept=yes instance stop under it.
 struct UpgradedConnection {
     UniqueFd fd;
     std::string pending;
     PeerIdentity peer;
+    std::shared_ptr<void> hold;
 };
 using UpgradeHandler = std::function<void(UpgradedConnection)>;
 
@@ -129,7 +132,11 @@ struct CallFlags {
 class DeferredCall;
 
 // One method call, valid while the handler runs. Reply functions return an Error (EALREADY) when the call has
-// already been answered, EBADRQC for replyContinues() without `more`, EBUSY after defer().
+// already been answered, EBADRQC for replyContinues() without `more`, EBUSY after defer(); ENOBUFS ("no
+// room") when the reply would take the connection's unsent output past ServerOptions::outputHardLimit: the
+// reply is dropped and the connection closed (counted in ServerCounters::overflowCloses), so every later
+// reply gets ENOTCONN. A handler that streams checks writable() and waits for room (DeferredCall::
+// whenWritable) rather than meet that limit.
 class SVCKIT_EXPORT Call : public detail::Replies<Call> {
 public:
     [[nodiscard]] std::string_view method() const noexcept { return method_; } // "iface.Method"
@@ -176,7 +183,11 @@ private:
     bool deferred_ = false;
 };
 
-// A call answered later. Move-only; replies to a connection that has gone are dropped (ENOTCONN is returned).
+// A call answered later. Move-only; replies to a connection that has gone are dropped (ENOTCONN is returned);
+// the caller's hang-up closes the connection at once, even while nothing is being sent (connected() turns
+// false). A reply past the output hard limit gets ENOBUFS as with Call. A writer that throws ends the call:
+// io.systemd.System (the exception's errno, EIO by default) goes out in its place and the reply function
+// returns that errno; the exception does not propagate.
 class SVCKIT_EXPORT DeferredCall : public detail::Replies<DeferredCall> {
 public:
     DeferredCall() = default;
@@ -255,9 +266,13 @@ struct ServerOptions {
     // its NUL; longer input closes the connection (sd-varlink's 16 MiB input buffer).
     size_t maxMessageSize = 16 * 1024 * 1024;
     size_t outputSoftLimit = 1024 * 1024;      // unsent replies above this: stop reading from that peer
-    size_t outputHardLimit = 64 * 1024 * 1024; // unsent replies above this: close the connection
-    unsigned maxConnections = 4096;            // sd-varlink's default
-    unsigned maxConnectionsPerUid = 1024;      // sd-varlink's default; 0 = no limit
+    size_t outputHardLimit = 64 * 1024 * 1024; // a reply past this: refused (ENOBUFS), the connection closed
+    // Calls read from one connection and not answered yet (waiting behind a deferred one, or deferred
+    // themselves): at this many the server stops reading from that peer until some are answered (sd-varlink
+    // reads no call while one is pending).
+    size_t maxQueuedCalls = 1024;
+    unsigned maxConnections = 4096;       // sd-varlink's default
+    unsigned maxConnectionsPerUid = 1024; // sd-varlink's default; 0 = no limit
     AcceptedPolicy acceptedPolicy = AcceptedPolicy::Repair;
 };
 
@@ -274,7 +289,7 @@ struct ServerCounters {
     uint64_t connectionsUpgraded = 0; // handed over to another protocol (Replies::upgrade)
     uint64_t calls = 0;
     uint64_t protocolErrors = 0;  // malformed or oversized messages (each closed its connection)
-    uint64_t overflowCloses = 0;  // connections closed over outputHardLimit
+    uint64_t overflowCloses = 0;  // connections closed at outputHardLimit (a reply got ENOBUFS)
     uint64_t handlerFailures = 0; // exceptions thrown by handlers, and handlers that did not answer
     ConnectionCounters sockets;   // what acceptConnection and receiveMessage did
     uint64_t fdLimitCloses = 0;   // connections closed for passing more than maxFdsPerCall fds
@@ -311,6 +326,7 @@ public:
     void whenDrained(std::function<void()> onDrained);
 
     [[nodiscard]] const ServerCounters& counters() const noexcept;
+    // Open connections, and upgraded ones whose UpgradedConnection::hold lives.
     [[nodiscard]] size_t connectionCount() const noexcept;
     // A client waits in the queue of a listening socket: about to be a connection (not idle).
     [[nodiscard]] bool connectionWaiting() const noexcept;

@@ -42,7 +42,8 @@ public:
         Handler(const Handler&) = delete;
         Handler& operator=(const Handler&) = delete;
 
-        // The fd is ready (EPOLLIN, EPOLLOUT, EPOLLHUP, EPOLLERR as epoll reports them).
+        // The fd is ready (EPOLLIN, EPOLLOUT, EPOLLHUP, EPOLLERR as epoll reports them). EPOLLHUP and
+        // EPOLLERR come whatever the mask, until remove().
         virtual void onIo(uint32_t revents) = 0;
         // Marked dirty: called once per pass (flush output, re-arm events, ...). dirty() is false again when
         // it runs, so it may mark itself dirty anew for another round at the end of the pass.
@@ -58,7 +59,7 @@ public:
     private:
         friend class IoBatch;
         int fd_ = -1;         // the watched fd, -1 when not added
-        uint32_t events_ = 0; // what epoll waits for on fd_ (0: out of the epoll instance)
+        uint32_t events_ = 0; // what epoll waits for on fd_ (besides EPOLLHUP and EPOLLERR)
         bool dirty_ = false;  // queued for service() (or serviced right after its own onIo())
     };
 
@@ -70,9 +71,9 @@ public:
 
     // Watches `fd` for `events` on behalf of `handler` (which must outlive the registration).
     Result<void> add(Handler& handler, int fd, uint32_t events);
-    // Changes the events. 0 takes the fd out of the epoll instance rather than leaving an empty mask (epoll
-    // reports EPOLLHUP and EPOLLERR even then, forever for a hung-up peer); a later non-zero mask puts it
-    // back.
+    // Changes the events. 0 leaves the fd in the epoll instance with an empty mask: epoll still reports
+    // EPOLLHUP and EPOLLERR (level-triggered: on every wake-up until the handler removes the fd), which is
+    // how a handler that waits for nothing learns that its peer has gone.
     Result<void> modify(Handler& handler, uint32_t events) {
         if (events == handler.events_)
             return {}; // the common case on a hot path: nothing to tell the kernel
