@@ -14,7 +14,7 @@ cd "$root" || exit 1
 
 seconds=${1:-60}
 dir=build/fuzz
-targets=(varlink_server_input listen_environment socket_unit)
+targets=(varlink_server_input varlink_client_replies listen_environment socket_unit)
 
 dev/root ensure >/dev/null || bail "dev/root ensure failed"
 dev/root run sh -c 'command -v clang++ >/dev/null' || skip "no clang++ in the dev root (dev/packages)"
@@ -59,17 +59,17 @@ report() {
     fi
 }
 
+# Two at a time (a core each), the mutation test last.
 run_target "${targets[0]}" &
 run_target "${targets[1]}" &
 wait
 run_target "${targets[2]}" &
+run_target "${targets[3]}" &
+wait
 idl_out=$dir/run/varlink_idl_mutations.log
 dev/root run python3 tests/fuzz/varlink_idl_mutations.py --seconds "$seconds" --crash-dir "$dir/artifacts/idl" \
-    >"$idl_out" 2>&1 &
-idl_pid=$!
-wait "$idl_pid"
+    >"$idl_out" 2>&1
 idl_rc=$?
-wait
 for t in "${targets[@]}"; do report "$t"; done
 
 idl_line=$(grep 'mutations in' "$idl_out" | tail -n 1)
