@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh [SECONDS] — builds the libFuzzer targets (clang, ASan+UBSan, in the dev root, build/fuzz)
 # and runs each for SECONDS (default 60) on a fresh copy of its seed corpus (tests/fuzz/corpus/TARGET; nothing
-# is written into the repository), two at a time; then the varlink IDL mutation test for as long. One check
+# is written into the repository), two at a time, and the varlink IDL mutation test for as long. One check
 # per target, with its number of executions: a crash, a leak, a timeout, an out-of-memory or any sanitizer
 # report fails it, and the input that did it is kept under build/fuzz/artifacts/ (reproduce it as
 # docs/testing.md, "Fuzzing", says). Run from the host, as dev/test does; exit 77 when the dev root has no clang.
@@ -59,17 +59,19 @@ report() {
     fi
 }
 
-# Two at a time (a core each), the mutation test last.
+# Two at a time (a core each), the mutation test beside the second pair: the stage takes twice SECONDS.
 run_target "${targets[0]}" &
 run_target "${targets[1]}" &
 wait
 run_target "${targets[2]}" &
 run_target "${targets[3]}" &
-wait
 idl_out=$dir/run/varlink_idl_mutations.log
 dev/root run python3 tests/fuzz/varlink_idl_mutations.py --seconds "$seconds" --crash-dir "$dir/artifacts/idl" \
-    >"$idl_out" 2>&1
+    >"$idl_out" 2>&1 &
+idl_pid=$!
+wait "$idl_pid"
 idl_rc=$?
+wait
 for t in "${targets[@]}"; do report "$t"; done
 
 idl_line=$(grep 'mutations in' "$idl_out" | tail -n 1)
