@@ -92,10 +92,12 @@ private:
         return ctx.stream(
             [n = in.n, i = int64_t{0}, a = int64_t{0}, b = int64_t{1}](calc::FibonacciOut& out) mutable {
                 out = {.index = i, .value = a};
+                if (++i == n)
+                    return false; // the next sum is not needed, and after F(92) it overflows
                 int64_t next = a + b;
                 a = b;
                 b = next;
-                return ++i < n;
+                return true;
             });
     }
 

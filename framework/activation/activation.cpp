@@ -252,22 +252,24 @@ Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self
         if (names.size() != static_cast<size_t>(*count))
             return fail(EINVAL, "Invalid LISTEN_FDNAMES='{}': it names {} fds but LISTEN_FDS={}",
                         *env.fdNames, names.size(), *count);
-    } else {
-        names.assign(static_cast<size_t>(*count), "unknown");
     }
 
-    // Check every fd before owning any, so that an error leaves the fds as they were (not closed).
+    // Check every fd before owning any, so that an error leaves the fds as they were (not closed). Without
+    // LISTEN_FDNAMES nothing is allocated per fd before its check: a LISTEN_FDS of billions stops at the
+    // first fd that is not open.
     std::vector<SocketInfo> infos;
-    infos.reserve(names.size());
     for (int i = 0; i < *count; ++i) {
         int fd = listenFdsStart + i;
         if (::fcntl(fd, F_GETFD) < 0)
-            return failErrno("Failed to take passed fd {} ('{}')", fd, names[static_cast<size_t>(i)]);
+            return failErrno("Failed to take passed fd {} ('{}')", fd,
+                             names.empty() ? "unknown" : names[static_cast<size_t>(i)]);
         auto info = inspectSocket(fd);
         if (!info)
             return std::unexpected(info.error());
         infos.push_back(std::move(*info));
     }
+    if (!env.fdNames)
+        names.assign(static_cast<size_t>(*count), "unknown");
 
     activation.fds_.reserve(names.size());
     for (int i = 0; i < *count; ++i) {

@@ -356,6 +356,25 @@ TEST(ActivationEnvironment, FailsWithoutTakingAnyFdWhenAPassedFdIsClosed) {
               "");
 }
 
+// Found by fuzzing (tests/fuzz/listen_environment.cpp): every fd was named "unknown" before any was checked,
+// so a LISTEN_FDS of about two billion allocated 64 GiB of names first.
+TEST(ActivationEnvironment, RefusesAHugeListenFdsWithoutNamesBeforeAllocatingForIt) {
+    EXPECT_EQ(runInChild([]() -> std::string {
+                  if (auto e = placeListeners(1); !e.empty())
+                      return e;
+                  ::close(4);
+                  auto activation = internal::activationFromValues(environment(self(), "2147483644"),
+                                                                   ::getpid(), std::nullopt);
+                  CHILD_CHECK(!activation.has_value());
+                  CHILD_CHECK(activation.error().code() == EBADF);
+                  CHILD_CHECK_MSG(activation.error().message().find("fd 4 ('unknown')") != std::string::npos,
+                                  "{}", activation.error().message());
+                  CHILD_CHECK(isOpen(3) && !hasCloexec(3));
+                  return {};
+              }),
+              "");
+}
+
 TEST(ActivationEnvironment, ClassifiesAPassedNonSocket) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   int p[2];

@@ -21,6 +21,9 @@ INTERFACE_NAME = re.compile(r"^[A-Za-z]([-]*[A-Za-z0-9])*(\.[A-Za-z0-9]([-]*[A-Z
 SYMBOL_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 FIELD_NAME = re.compile(r"^[A-Za-z](_?[A-Za-z0-9])*$")
 BUILTIN_TYPES = ("bool", "int", "float", "string", "object")
+# Inline types nested deeper than this are refused: the parser and the generator recurse once per level (and
+# a C++ compiler has limits of its own); no real interface comes near it.
+MAX_NESTING = 64
 
 
 class IdlError(Exception):
@@ -169,6 +172,7 @@ class _Parser:
         self.tokens = tokenize(text, path)
         self.pos = 0
         self.comments = []
+        self.depth = 0  # of the parameter and field lists being parsed
 
     def error(self, line, message):
         raise IdlError(self.path, line, message)
@@ -180,7 +184,7 @@ class _Parser:
         while True:
             while self.tokens[i].kind == "comment":
                 i += 1
-            if seen == offset:
+            if seen == offset or self.tokens[i].kind == "end":  # nothing comes after the end
                 return self.tokens[i]
             seen += 1
             i += 1
@@ -263,6 +267,15 @@ class _Parser:
     def struct_or_enum(self, allow_empty=False):
         """`(` fields `)` or `(` enum values `)`; the kind is told by the first entry (a `:` after its name)."""
         open_ = self.expect("(", "'('")
+        if self.depth == MAX_NESTING:
+            self.error(open_.line, f"types nested deeper than {MAX_NESTING} levels; declare a named type")
+        self.depth += 1
+        try:
+            return self._list(open_, allow_empty)
+        finally:
+            self.depth -= 1
+
+    def _list(self, open_, allow_empty):
         if self.peek().text == ")":
             self.no_trailing_comment()
             if not allow_empty:
