@@ -246,6 +246,13 @@ Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self
     if (!count || *count <= 0 || *count > INT_MAX - listenFdsStart)
         return fail(EINVAL, "Invalid LISTEN_FDS='{}': not a positive number of fds", *env.fds);
 
+    // Before allocating anything per fd: LISTEN_FDS comes from the environment, and a huge count would
+    // otherwise make a name and a SocketInfo for each fd before the first missing one is noticed. The fds are
+    // 3 .. 3+count-1 in the fd table; if the last one is not open, the count cannot be right (the fd table
+    // bounds how many there can be, so one fcntl() on the last bounds what follows).
+    if (int last = listenFdsStart + *count - 1; ::fcntl(last, F_GETFD) < 0)
+        return failErrno("Failed to take passed fd {} (the last of LISTEN_FDS={})", last, *count);
+
     std::vector<std::string> names;
     if (env.fdNames) {
         names = splitNames(*env.fdNames);
