@@ -169,6 +169,14 @@ Result<SocketInfo> inspectSocket(int fd) {
         info.address = "@" + std::string(addr.sun_path + 1, pathLength - 1);
     else
         info.address = std::string(addr.sun_path, ::strnlen(addr.sun_path, pathLength));
+    // The socket file's mode and owner (what SocketMode=, SocketUser=, SocketGroup= set) are those of the
+    // inode at the path: the socket fd's own fstat() reports the sockfs inode, not the file.
+    if (!info.address.empty() && info.address.front() == '/') {
+        struct stat file {};
+        if (::stat(info.address.c_str(), &file) == 0 && S_ISSOCK(file.st_mode))
+            info.file = SocketInfo::File{
+                .mode = static_cast<mode_t>(file.st_mode & 07777), .uid = file.st_uid, .gid = file.st_gid};
+    }
     return info;
 }
 
