@@ -169,6 +169,14 @@ Result<SocketInfo> inspectSocket(int fd) {
         info.address = "@" + std::string(addr.sun_path + 1, pathLength - 1);
     else
         info.address = std::string(addr.sun_path, ::strnlen(addr.sun_path, pathLength));
+    // The socket file's mode and owner (what SocketMode=, SocketUser=, SocketGroup= set) are those of the
+    // inode at the path: the socket fd's own fstat() reports the sockfs inode, not the file.
+    if (!info.address.empty() && info.address.front() == '/') {
+        struct stat file {};
+        if (::stat(info.address.c_str(), &file) == 0 && S_ISSOCK(file.st_mode))
+            info.file = SocketInfo::File{
+                .mode = static_cast<mode_t>(file.st_mode & 07777), .uid = file.st_uid, .gid = file.st_gid};
+    }
     return info;
 }
 
@@ -245,6 +253,13 @@ Result<Activation> activationFromValues(const ListenEnvironment& env, pid_t self
     auto count = parseDecimal<int>(*env.fds);
     if (!count || *count <= 0 || *count > INT_MAX - listenFdsStart)
         return fail(EINVAL, "Invalid LISTEN_FDS='{}': not a positive number of fds", *env.fds);
+
+    // Before allocating anything per fd: LISTEN_FDS comes from the environment, and a huge count would
+    // otherwise make a name and a SocketInfo for each fd before the first missing one is noticed. The fds are
+    // 3 .. 3+count-1 in the fd table; if the last one is not open, the count cannot be right (the fd table
+    // bounds how many there can be, so one fcntl() on the last bounds what follows).
+    if (int last = listenFdsStart + *count - 1; ::fcntl(last, F_GETFD) < 0)
+        return failErrno("Failed to take passed fd {} (the last of LISTEN_FDS={})", last, *count);
 
     std::vector<std::string> names;
     if (env.fdNames) {

@@ -5,6 +5,8 @@
 
 #include <svckit/log.hpp>
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -73,6 +75,25 @@ std::string socketLabel(std::string_view fdName, std::string_view address) {
     if (address.empty())
         return std::format("socket '{}'", fdName);
     return std::format("socket '{}' ({})", fdName, address);
+}
+
+// A user or group name as the system resolves it (NSS), or nullopt when it has none.
+std::optional<uid_t> userId(const std::string& name) {
+    std::vector<char> buffer(16384);
+    passwd entry{};
+    passwd* found = nullptr;
+    if (::getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found)
+        return std::nullopt;
+    return found->pw_uid;
+}
+
+std::optional<gid_t> groupId(const std::string& name) {
+    std::vector<char> buffer(16384);
+    group entry{};
+    group* found = nullptr;
+    if (::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found)
+        return std::nullopt;
+    return found->gr_gid;
 }
 
 constexpr std::string_view inSocketSection = "the [Socket] section of its .socket unit";
@@ -200,9 +221,60 @@ std::vector<Mismatch> internal::compareWithSpec(const SocketInfo& info, const Ap
                                           spec.address, listenLine, inSocketSection)});
     }
 
+    // The socket file decides who may connect at all: connect() needs write permission on it, and nothing
+    // else of its mode means anything (a socket bound under umask 022 is 0755). A file that lets someone write
+    // whom the spec does not is a mismatch; a narrower one is not (an administrator may narrow access with a
+    // drop-in, which weakens nothing).
+    if (info.file) {
+        mode_t wanted = spec.mode & 07777;
+        if ((info.file->mode & ~wanted & 0222) != 0)
+            mismatches.push_back(
+                {Mismatch::Kind::Mode, false,
+                 std::format("{}: the socket file has mode {:04o} but the service expects {:04o}: set "
+                             "'SocketMode={:04o}' in {}",
+                             label, info.file->mode, wanted, wanted, inSocketSection)});
+        if (!spec.user.empty()) {
+            std::optional<uid_t> uid = userId(spec.user);
+            if (!uid || *uid != info.file->uid)
+                mismatches.push_back(
+                    {Mismatch::Kind::Owner, false,
+                     std::format(
+                         "{}: the socket file is owned by uid {} but the service expects user '{}'{}: "
+                         "set 'SocketUser={}' in {}",
+                         label, info.file->uid, spec.user, uid ? "" : " (unknown here)", spec.user,
+                         inSocketSection)});
+        }
+        if (!spec.group.empty()) {
+            std::optional<gid_t> gid = groupId(spec.group);
+            if (!gid || *gid != info.file->gid)
+                mismatches.push_back(
+                    {Mismatch::Kind::Owner, false,
+                     std::format(
+                         "{}: the socket file belongs to gid {} but the service expects group '{}'{}: "
+                         "set 'SocketGroup={}' in {}",
+                         label, info.file->gid, spec.group, gid ? "" : " (unknown here)", spec.group,
+                         inSocketSection)});
+        }
+    }
+
     for (OptionGap& gap : optionGaps(options, spec))
         mismatches.push_back({gap.kind, true, std::format("{}: {}: {}", label, gap.state, gap.fix)});
     return mismatches;
+}
+
+Result<void> internal::requireVarlinkStream(int fd, const SocketSpec& spec) {
+    int type = 0;
+    socklen_t length = sizeof(type);
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) < 0)
+        return failErrno("Failed to read SO_TYPE of {}", socketLabel(spec.name, spec.address));
+    if (type == SOCK_STREAM)
+        return {};
+    return fail(
+        EPROTOTYPE,
+        "Failed to serve varlink on {}: it is a {} socket, but varlink is a stream of NUL-terminated "
+        "messages (a packet longer than the read buffer would be cut and the next one spliced onto it): "
+        "use 'ListenStream={}' in {} and SocketType::Stream in the spec",
+        socketLabel(spec.name, spec.address), typeName(type), spec.address, inSocketSection);
 }
 
 VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec, VerifyMode mode) {

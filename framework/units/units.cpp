@@ -84,6 +84,10 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
                             socket.address);
         text += std::format("FileDescriptorName={}\n", socket.name);
         text += std::format("SocketMode={:04o}\n", socket.mode);
+        if (!socket.user.empty())
+            text += std::format("SocketUser={}\n", socket.user);
+        if (!socket.group.empty())
+            text += std::format("SocketGroup={}\n", socket.group);
         if (socket.accept)
             text += "Accept=yes\n";
         else if (name != spec.name + ".socket")

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <deque>
 #include <exception>
+#include <format>
 #include <utility>
 
 namespace svckit::varlink {
@@ -257,8 +258,9 @@ private:
             makeRoom(in_, inBegin_, inScanned_, inEnd_, readChunk);
             auto received = receiveMessage(
                 fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, in_.size() - inEnd_)),
-                ReceiveOptions{
-                    .acceptFds = options_.acceptFds, .maxFds = maxFdsPerMessage, .nonblocking = true});
+                ReceiveOptions{.acceptFds = options_.acceptFds,
+                               .maxFds = std::min(options_.maxFdsPerReply + 1, maxFdsPerMessage),
+                               .nonblocking = true});
             if (!received) {
                 int code = received.error().code();
                 if (code == EAGAIN)
@@ -279,6 +281,15 @@ private:
             inEnd_ += received->size;
             for (UniqueFd& fd : received->fds)
                 fds_.push_back(std::move(fd));
+            // fds wait for the NUL of their reply: a server that keeps sending fds without finishing a reply
+            // would otherwise fill this process's fd table.
+            if (fds_.size() > options_.maxFdsPerReply) {
+                closeAsync(fds_);
+                fds_.clear();
+                failAll(EPROTO, std::format("The varlink server sent more than {} fds with one reply",
+                                            options_.maxFdsPerReply));
+                return;
+            }
             bool shortRead = received->size < in_.size() - (inEnd_ - received->size);
             if (!dispatchComplete())
                 return;
@@ -382,6 +393,7 @@ private:
         out_.clear();
         sent_ = 0;
         attachments_.clear();
+        closeAsync(fds_); // the server's: never closed on the loop thread (a close can block)
         fds_.clear();
     }
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace svckit::varlink {
@@ -42,7 +43,7 @@ Result<void> waitFor(int fd, short events, std::optional<std::chrono::steady_clo
 
 } // namespace
 
-Result<Client> Client::connect(std::string_view address) {
+Result<Client> Client::connect(std::string_view address, ClientOptions options) {
     auto sa = detail::parseAddress(address);
     if (!sa)
         return std::unexpected(sa.error());
@@ -55,11 +56,11 @@ Result<Client> Client::connect(std::string_view address) {
     while (r < 0 && errno == EINTR);
     if (r < 0)
         return failErrno("Failed to connect to '{}'", address);
-    return Client(std::move(fd));
+    return Client(std::move(fd), options);
 }
 
-Client Client::adopt(UniqueFd connected) {
-    return Client(std::move(connected));
+Client Client::adopt(UniqueFd connected, ClientOptions options) {
+    return Client(std::move(connected), options);
 }
 
 Result<void> Client::send(std::string_view method, std::string_view parametersJson, CallFlags flags,
@@ -176,7 +177,9 @@ Result<ReplyMessage> Client::receive(std::optional<std::chrono::milliseconds> ti
         detail::makeRoom(in_, inBegin_, inScanned_, inEnd_, readChunk);
         auto received = receiveMessage(
             fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, in_.size() - inEnd_)),
-            ReceiveOptions{.acceptFds = true, .maxFds = maxFdsPerMessage, .nonblocking = true});
+            ReceiveOptions{.acceptFds = options_.acceptFds,
+                           .maxFds = std::min(options_.maxFdsPerReply + 1, maxFdsPerMessage),
+                           .nonblocking = true});
         if (!received) {
             int code = received.error().code();
             if (code == EAGAIN)
@@ -192,6 +195,15 @@ Result<ReplyMessage> Client::receive(std::optional<std::chrono::milliseconds> ti
         inEnd_ += received->size;
         for (UniqueFd& fd : received->fds)
             fds_.push_back(std::move(fd));
+        // fds wait for the NUL of their reply: a server that keeps sending fds without finishing a reply
+        // would otherwise fill this process's fd table.
+        if (fds_.size() > options_.maxFdsPerReply) {
+            closeAsync(fds_);
+            fds_.clear();
+            fd_.reset();
+            return fail(EPROTO, "The varlink server sent more than {} fds with one reply",
+                        options_.maxFdsPerReply);
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 #include <svckit/log.hpp>
 #include <svckit/message.hpp>
 
+#include <svckit/internal/activation.hpp>
 #include <svckit/internal/linux_socket.hpp>
 #include <svckit/internal/varlink_protocol.hpp>
 
@@ -392,6 +393,8 @@ Result<void> Server::addInterface(Interface interface) {
 }
 
 Result<void> Server::listen(UniqueFd listeningFd, SocketSpec spec) {
+    if (auto stream = internal::requireVarlinkStream(listeningFd.get(), spec); !stream)
+        return stream;
     int flags = ::fcntl(listeningFd.get(), F_GETFL);
     if (flags < 0 || ::fcntl(listeningFd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
         return failErrno("Failed to make listening socket '{}' non-blocking", spec.name);
@@ -399,6 +402,8 @@ Result<void> Server::listen(UniqueFd listeningFd, SocketSpec spec) {
 }
 
 Result<void> Server::serveConnection(UniqueFd connectedFd, SocketSpec spec) {
+    if (auto stream = internal::requireVarlinkStream(connectedFd.get(), spec); !stream)
+        return stream;
     int flags = ::fcntl(connectedFd.get(), F_GETFL);
     if (flags < 0 || ::fcntl(connectedFd.get(), F_SETFL, flags | O_NONBLOCK) < 0)
         return failErrno("Failed to make connection of '{}' non-blocking", spec.name);

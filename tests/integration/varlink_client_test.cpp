@@ -318,11 +318,11 @@ TEST(VarlinkClient, RefusesCallsItCannotSend) {
 
 // A raw peer on the other end of a socketpair.
 struct RawPeer {
-    RawPeer() {
+    explicit RawPeer(ClientOptions options = {}) {
         int pair[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
             throw std::runtime_error("socketpair");
-        client.emplace(Client::adopt(UniqueFd(pair[0])));
+        client.emplace(Client::adopt(UniqueFd(pair[0]), options));
         peer = UniqueFd(pair[1]);
     }
     void write(std::string_view bytes) const {
@@ -333,7 +333,7 @@ struct RawPeer {
 };
 
 TEST(VarlinkClient, HandsOutFdsReceivedWithAReply) {
-    RawPeer raw;
+    RawPeer raw(ClientOptions{.acceptFds = true});
     int pipeFds[2];
     ASSERT_EQ(::pipe2(pipeFds, O_CLOEXEC), 0);
     UniqueFd readEnd(pipeFds[0]);

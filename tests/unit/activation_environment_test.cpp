@@ -6,6 +6,7 @@
 
 #include "activation_test_support.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -334,6 +335,35 @@ TEST(ActivationEnvironment, KeepsEmptyNamesBetweenColons) {
                   CHILD_CHECK(activation->fds()[0].name == "a");
                   CHILD_CHECK(activation->fds()[1].name.empty());
                   CHILD_CHECK(activation->fds()[2].name == "c");
+                  return {};
+              }),
+              "");
+}
+
+// LISTEN_FDS comes from the environment: a huge count must be refused from the fd table (one fcntl() on the
+// last fd it names) before a name or a SocketInfo is made per fd. 5 000 000 "unknown" names alone would be
+// ~160 MB; the child's peak RSS must not grow by more than a few MB.
+TEST(ActivationEnvironment, RefusesAHugeListenFdsFromTheFdTableBeforeAllocatingPerFd) {
+    EXPECT_EQ(runInChild([]() -> std::string {
+                  if (auto e = placeListeners(1); !e.empty())
+                      return e;
+                  for (std::string huge : {"2147483000", "5000000", "100000"}) {
+                      rusage before{};
+                      ::getrusage(RUSAGE_SELF, &before);
+                      auto activation =
+                          internal::activationFromValues(environment(self(), huge), ::getpid(), std::nullopt);
+                      rusage after{};
+                      ::getrusage(RUSAGE_SELF, &after);
+                      CHILD_CHECK_MSG(!activation.has_value(), "LISTEN_FDS={} was accepted", huge);
+                      CHILD_CHECK(activation.error().code() == EBADF);
+                      CHILD_CHECK_MSG(activation.error().message().find("LISTEN_FDS=" + huge) !=
+                                          std::string::npos,
+                                      "{}", activation.error().message());
+                      CHILD_CHECK_MSG(after.ru_maxrss - before.ru_maxrss < 16 * 1024,
+                                      "LISTEN_FDS={}: peak RSS grew by {} KiB", huge,
+                                      after.ru_maxrss - before.ru_maxrss);
+                  }
+                  CHILD_CHECK(isOpen(3) && !hasCloexec(3));
                   return {};
               }),
               "");

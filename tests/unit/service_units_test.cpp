@@ -75,6 +75,19 @@ TEST(ServiceUnits, SocketOptionsFollowTheSpec) {
     EXPECT_TRUE(has(socket, "MaxConnectionsPerSource=3"));
 }
 
+TEST(ServiceUnits, SocketUserAndGroupAreWrittenOnlyWhenTheSpecNamesThem) {
+    ServiceSpec spec = oneSocket();
+    auto plain = generateUnits(spec);
+    EXPECT_EQ(find(plain, "demo.socket")->text.find("SocketUser="), std::string::npos);
+    EXPECT_EQ(find(plain, "demo.socket")->text.find("SocketGroup="), std::string::npos);
+    spec.sockets[0].user = "demo";
+    spec.sockets[0].group = "demo-clients";
+    auto units = generateUnits(spec);
+    const UnitFile* socket = find(units, "demo.socket");
+    EXPECT_TRUE(has(socket, "SocketUser=demo"));
+    EXPECT_TRUE(has(socket, "SocketGroup=demo-clients"));
+}
+
 TEST(ServiceUnits, ServiceSettingsFollowTheSpec) {
     ServiceSpec spec = oneSocket();
     spec.executable = "/opt/demo/bin/demo";

@@ -10,7 +10,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <format>
 #include <string>
 #include <vector>
 
@@ -331,6 +336,95 @@ TEST(VerifySocket, AcceptsASocketSetUpByApplyOptions) {
     EXPECT_TRUE(report.ok());
     EXPECT_TRUE(report.mismatches.empty());
     EXPECT_TRUE(report.repaired.empty());
+}
+
+// A socket bound at a path in a fresh directory by bindSocket(), which gives its file the spec's mode and
+// options; the test then changes the file as a unit with other SocketMode=/SocketUser=/SocketGroup= would.
+struct PathSocket {
+    std::string dir;
+    SocketSpec spec = identitySpec();
+    ActivatedFd fd;
+
+    explicit PathSocket(mode_t mode) {
+        char pattern[] = "/tmp/svckit-verify-XXXXXX";
+        if (::mkdtemp(pattern))
+            dir = pattern;
+        spec.address = dir + "/s.sock";
+        spec.mode = mode;
+        if (auto bound = bindSocket(spec))
+            fd.fd = std::move(*bound);
+        fd.name = spec.name;
+    }
+    ~PathSocket() {
+        fd.fd.reset();
+        ::unlink(spec.address.c_str());
+        ::rmdir(dir.c_str());
+    }
+};
+
+std::string allMessages(const VerifyReport& report) {
+    std::string all;
+    for (const Mismatch& mismatch : report.mismatches)
+        all += mismatch.message + "\n";
+    return all;
+}
+
+TEST(VerifySocket, RefusesASocketFileModeWiderThanTheSpecAndNamesSocketMode) {
+    PathSocket s(0600);
+    ASSERT_TRUE(s.fd.fd);
+    EXPECT_TRUE(verifySocket(s.fd, s.spec, VerifyMode::Strict).ok()) << "bindSocket() gave it 0600";
+
+    ASSERT_EQ(::chmod(s.spec.address.c_str(), 0666), 0); // as 'SocketMode=0666' would
+    VerifyReport report = verifySocket(s.fd, s.spec, VerifyMode::Strict);
+    EXPECT_FALSE(report.ok());
+    EXPECT_THAT(allMessages(report), HasSubstr("has mode 0666 but the service expects 0600"));
+    EXPECT_THAT(allMessages(report), HasSubstr("set 'SocketMode=0600' in the [Socket] section"));
+    // Repair does not chmod: the unit is what must change.
+    EXPECT_FALSE(verifySocket(s.fd, s.spec, VerifyMode::Repair).ok());
+}
+
+TEST(VerifySocket, AcceptsASocketFileModeNarrowerThanTheSpec) {
+    PathSocket s(0666);
+    ASSERT_TRUE(s.fd.fd);
+    ASSERT_EQ(::chmod(s.spec.address.c_str(), 0600), 0); // an administrator's drop-in narrowing access
+    EXPECT_TRUE(verifySocket(s.fd, s.spec, VerifyMode::Strict).ok());
+}
+
+TEST(VerifySocket, RefusesASocketFileOfAnotherOwnerOrGroupAndNamesSocketUserAndSocketGroup) {
+    PathSocket s(0660);
+    ASSERT_TRUE(s.fd.fd);
+    struct stat st {};
+    ASSERT_EQ(::stat(s.spec.address.c_str(), &st), 0);
+    passwd* owner = ::getpwuid(st.st_uid);
+    group* grp = ::getgrgid(st.st_gid);
+    if (!owner || !grp)
+        GTEST_SKIP() << "the socket file's owner or group has no name here";
+    std::string ownerName = owner->pw_name;
+    std::string groupName = grp->gr_name;
+
+    s.spec.user = ownerName;
+    s.spec.group = groupName;
+    EXPECT_TRUE(verifySocket(s.fd, s.spec, VerifyMode::Strict).ok())
+        << allMessages(verifySocket(s.fd, s.spec, VerifyMode::Strict));
+
+    s.spec.user = ownerName == "nobody" ? "root" : "nobody";
+    s.spec.group = "svckit-no-such-group";
+    VerifyReport report = verifySocket(s.fd, s.spec, VerifyMode::Strict);
+    EXPECT_FALSE(report.ok());
+    EXPECT_THAT(
+        allMessages(report),
+        HasSubstr(std::format("owned by uid {} but the service expects user '{}'", st.st_uid, s.spec.user)));
+    EXPECT_THAT(allMessages(report), HasSubstr(std::format("set 'SocketUser={}'", s.spec.user)));
+    EXPECT_THAT(allMessages(report), HasSubstr("set 'SocketGroup=svckit-no-such-group'"));
+}
+
+TEST(VerifySocket, HasNoFileToCompareForAnAbstractSocket) {
+    DefaultSocket s;
+    ASSERT_TRUE(s.fd.fd);
+    ASSERT_TRUE(applyOptions(s.fd.fd.get(), s.spec).has_value());
+    s.spec.mode = 0600;
+    s.spec.user = "svckit-no-such-user";
+    EXPECT_TRUE(verifySocket(s.fd, s.spec, VerifyMode::Strict).ok());
 }
 
 TEST(VerifySocket, ReportsAFdThatIsNotASocket) {

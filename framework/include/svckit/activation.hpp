@@ -29,6 +29,15 @@ struct SocketInfo {
     int type = 0;           // SOCK_STREAM, SOCK_SEQPACKET, ...
     bool listening = false; // SO_ACCEPTCONN
     std::string address;    // AF_UNIX: "/path", "@abstract", or "" when unnamed
+    // AF_UNIX bound to a path: the socket file's permission bits and owner as stat() reports them
+    // (SocketMode=, SocketUser=, SocketGroup=); nullopt for abstract or unnamed sockets, or when the file
+    // is gone (a socket whose file was removed keeps its fd but has no mode left to compare).
+    struct File {
+        mode_t mode = 0; // the permission bits only (07777)
+        uid_t uid = 0;
+        gid_t gid = 0;
+    };
+    std::optional<File> file;
 };
 
 [[nodiscard]] SVCKIT_EXPORT Result<SocketInfo> inspectSocket(int fd);

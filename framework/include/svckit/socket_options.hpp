@@ -41,7 +41,17 @@ enum class VerifyMode {
 };
 
 struct Mismatch {
-    enum class Kind { Family, Type, Listening, Address, PassCredentials, PassPidfd, AcceptFileDescriptors };
+    enum class Kind {
+        Family,
+        Type,
+        Listening,
+        Address,
+        Mode,  // SocketMode=: the socket file grants more than the spec
+        Owner, // SocketUser=, SocketGroup=: the socket file's owner or group differs
+        PassCredentials,
+        PassPidfd,
+        AcceptFileDescriptors
+    };
     Kind kind;
     bool repairable;     // an option that setsockopt can fix
     std::string message; // one sentence, naming the .socket setting (and the systemd version) that fixes it
@@ -55,7 +65,8 @@ struct VerifyReport {
 };
 
 // Checks an activated fd against its spec: family (AF_UNIX), type, listening state (listening unless
-// spec.accept), bound address, SO_PASSCRED, SO_PASSPIDFD, SO_PASSRIGHTS.
+// spec.accept), bound address, the socket file's mode, owner and group (path sockets), SO_PASSCRED,
+// SO_PASSPIDFD, SO_PASSRIGHTS.
 [[nodiscard]] SVCKIT_EXPORT VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec,
                                                       VerifyMode mode);
 

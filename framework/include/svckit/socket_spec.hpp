@@ -46,6 +46,9 @@ struct SocketSpec {
     bool acceptFileDescriptors = false; // AcceptFileDescriptors= (SO_PASSRIGHTS, systemd >= 258)
     mode_t mode = 0666;                 // SocketMode=
     SocketLimits limits{};
+    std::string
+        user{}; // SocketUser=: the socket file's owner (a user name); empty: unchecked (the manager's)
+    std::string group{}; // SocketGroup=: the socket file's group (a group name); empty: unchecked
 };
 
 } // namespace svckit

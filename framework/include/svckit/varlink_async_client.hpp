@@ -57,6 +57,9 @@ struct CallOptions {
 struct AsyncClientOptions {
     // Keep fds the server sends with a reply (ReplyMessage::fds); otherwise they are closed on receipt.
     bool acceptFds = false;
+    // With acceptFds: the most fds one reply may bring; a server that sends more (also spread over the writes
+    // of one unfinished reply) fails every call on the connection (EPROTO) and its fds are closed.
+    size_t maxFdsPerReply = 16;
 };
 
 // Called with each reply: a failed Result for a transport error, otherwise the reply (which may be an error

@@ -4,9 +4,11 @@
 // A Client connects to "/path", "@abstract" or "unix:/path" (or adopts a connected socket), sends calls with
 // send() — pipelining is allowed: several calls may be sent before their replies are read — and reads the
 // replies in order with receive(). Framing is the server's: a read may bring several replies (and a part of
-// the next), the rest is kept for the next receive(). File descriptors travel as SCM_RIGHTS with a call, and
-// those received with a reply are handed out with it. Generated typed clients (svckit/varlink_typed.hpp) sit
-// on top of this class. Not thread-safe: one thread uses one Client.
+// the next), the rest is kept for the next receive(). File descriptors travel as SCM_RIGHTS with a call; fds
+// the server sends are closed on receipt (off this thread: a close can block) unless ClientOptions::acceptFds
+// asks for them, and then at most ClientOptions::maxFdsPerReply come with one reply (more is a protocol error
+// that ends the connection: a server cannot fill the client's fd table). Generated typed clients
+// (svckit/varlink_typed.hpp) sit on top of this class. Not thread-safe: one thread uses one Client.
 #pragma once
 
 #include <svckit/export.hpp>
@@ -43,13 +45,21 @@ struct ReplyMessage {
     }
 };
 
+struct ClientOptions {
+    // Keep fds the server sends with a reply (ReplyMessage::fds); otherwise they are closed on receipt.
+    bool acceptFds = false;
+    // With acceptFds: the most fds one reply may bring; a server that sends more (also spread over the writes
+    // of one unfinished reply) gets the connection closed (EPROTO) and its fds closed.
+    size_t maxFdsPerReply = 16;
+};
+
 class SVCKIT_EXPORT Client {
 public:
     // Connects to "/path", "@abstract" (the abstract namespace) or "unix:/path", "unix:@abstract" (any
     // ";key=value" suffix of a varlink address is ignored).
-    [[nodiscard]] static Result<Client> connect(std::string_view address);
+    [[nodiscard]] static Result<Client> connect(std::string_view address, ClientOptions options = {});
     // Uses an already-connected stream socket (blocking or not).
-    [[nodiscard]] static Client adopt(UniqueFd connected);
+    [[nodiscard]] static Client adopt(UniqueFd connected, ClientOptions options = {});
 
     Client(Client&&) noexcept = default;
     Client& operator=(Client&&) noexcept = default;
@@ -83,7 +93,7 @@ public:
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
 private:
-    explicit Client(UniqueFd fd) noexcept : fd_(std::move(fd)) {}
+    Client(UniqueFd fd, ClientOptions options) noexcept : fd_(std::move(fd)), options_(options) {}
     Result<void> sendWriting(std::string_view method, detail::WriteFn write, void* context, CallFlags flags,
                              std::span<const int> fds);
     Result<void> startCall(std::string_view method, const CallFlags& flags);
@@ -93,6 +103,7 @@ private:
     std::optional<Result<ReplyMessage>> takeMessage();
 
     UniqueFd fd_;
+    ClientOptions options_;
     std::string out_;      // the call being sent (its capacity is reused)
     std::vector<char> in_; // received bytes: [inBegin_, inEnd_) not yet handed out
     size_t inBegin_ = 0;

@@ -44,4 +44,9 @@ struct ListenEnvironment {
 [[nodiscard]] std::vector<Mismatch> compareWithSpec(const SocketInfo& info, const AppliedOptions& options,
                                                     const SocketSpec& spec, std::string_view fdName);
 
+// Varlink is a stream of NUL-terminated messages: a SOCK_SEQPACKET socket would cut a packet longer than the
+// read buffer and splice the next one onto what was kept. EPROTOTYPE, naming the unit line to use, unless fd
+// is a SOCK_STREAM socket.
+[[nodiscard]] Result<void> requireVarlinkStream(int fd, const SocketSpec& spec);
+
 } // namespace svckit::internal
