@@ -90,6 +90,12 @@ public:
 
     static std::string_view stateName(State state) noexcept;
 
+    // Bytes this connection holds for incomplete input (its share of ServerCounters::inputBytesHeld).
+    [[nodiscard]] size_t inputHeldBytes() const noexcept { return inputCharged_; }
+    // Closes the connection for holding the most incomplete input when all of it passed the server's budget
+    // (its input is dropped at once; replies to the calls before still go out, as after a protocol error).
+    void dropInputOverBudget();
+
 private:
     struct Slot {
         uint64_t id;
@@ -99,10 +105,20 @@ private:
 
     void setState(State state) noexcept;
     void readInput();
+    // What a read brought (`size` bytes at the start of the server's read buffer): with nothing held, the
+    // messages are parsed where they were read and only what remains of an incomplete one is kept; otherwise
+    // it is added to what is held.
+    void takeInput(std::vector<char>& read, size_t size);
+    void keepRemainder(const std::vector<char>& read);
+    void appendInput(const char* data, size_t size);
+    void releaseInput() noexcept;
+    void chargeInput() noexcept;
     void processInput();
     void handleMessage(const char* data, size_t size);
+    void parseAndDispatch(const char* data, size_t size);
     void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
     void flush();
+    void releaseOutput() noexcept;
     void protocolError(std::string_view what);
     // Draining: nothing more is read, the input and its fds are dropped; the replies before still go out.
     void stopReading();
@@ -124,10 +140,15 @@ private:
     bool inputHeld_ = false; // see the top of this file
     PeerIdentity peer_;
 
+    // Held input: what remains of an incomplete message (and complete ones held back), or nothing (no storage
+    // either: an idle connection holds no input buffer). While a read is parsed in place, in_ is the server's
+    // read buffer (inputShared_).
     std::vector<char> in_;
     size_t inBegin_ = 0;   // start of the first unprocessed message
     size_t inScanned_ = 0; // no NUL before this offset
     size_t inEnd_ = 0;
+    size_t inputCharged_ = 0; // in_'s capacity as counted in ServerCounters::inputBytesHeld
+    bool inputShared_ = false;
 
     std::string out_;
     size_t outBegin_ = 0;

@@ -26,6 +26,11 @@ namespace detail {
 class Connection;
 }
 
+// Bytes read from a connection at once. The read buffer is this large; so is a message from which its memory
+// is released after it (a "large input").
+inline constexpr size_t readChunk = 64 * 1024;
+inline constexpr size_t largeInput = 1024 * 1024;
+
 struct StringHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
@@ -69,6 +74,22 @@ public:
     }
     // "iface.Method" to its registered method, or nullptr. The method found last is remembered: a client
     // mostly calls the same method again, and comparing the name costs less than hashing it twice.
+    // Memory (docs/varlink-engine.md, "Memory"). Each read goes into readBuffer_, shared by the connections:
+    // the messages it completes are parsed in place, and a connection keeps only what remains of an
+    // incomplete one (counted in counters_.inputBytesHeld, within options_.maxInputBytesTotal).
+    [[nodiscard]] std::vector<char>& readBuffer() {
+        if (readBuffer_.size() < readChunk) [[unlikely]]
+            readBuffer_.resize(readChunk);
+        return readBuffer_;
+    }
+    // Incomplete input on all connections passed the budget: closes the connections holding the most until it
+    // fits again.
+    void enforceInputBudget();
+    // After a large input (a message, a buffer of one): the parser's memory goes back, and at the end of the
+    // pass the C library's (malloc_trim: glibc keeps freed memory below its dynamic thresholds).
+    void releaseParserMemory() noexcept;
+    void trimAfterPass() noexcept { trimPending_ = true; }
+
     [[nodiscard]] const Method* findMethod(std::string_view name) {
         if (lastMethod_ && name == lastMethodName_)
             return lastMethod_;
@@ -103,6 +124,10 @@ public:
 
 private:
     const Method* findMethodSlow(std::string_view name);
+    void afterPass();
+
+    std::vector<char> readBuffer_;
+    bool trimPending_ = false;
 
     std::string lastMethodName_;
     const Method* lastMethod_ = nullptr;
