@@ -134,7 +134,7 @@ void Connection::readInput() {
                 break;
             }
         }
-        takeInput(read, size);
+        takeInput(read.data(), size);
         // A short read drained the socket: skip the read that would only say EAGAIN.
         if (size < space)
             break;
@@ -147,33 +147,28 @@ void Connection::readInput() {
     }
 }
 
-void Connection::takeInput(std::vector<char>& read, size_t size) {
-    if (inBegin_ != inEnd_) {
-        appendInput(read.data(), size);
-        processInput();
+void Connection::takeInput(const char* read, size_t size) {
+    if (inBegin_ != inEnd_) [[unlikely]] {
+        appendInput(read, size);
+        processInput(in_.data());
         return;
     }
-    // Parsed in place: in_ holds no storage here (nothing held), and takes the read buffer for the time of
-    // it.
-    in_.swap(read);
-    inputShared_ = true;
+    // Parsed where it was read; in_ holds no storage meanwhile (nothing is held).
     inBegin_ = inScanned_ = 0;
     inEnd_ = size;
-    processInput();
-    in_.swap(read);
-    inputShared_ = false;
-    if (inBegin_ != inEnd_)
+    processInput(read);
+    if (inBegin_ != inEnd_) [[unlikely]]
         keepRemainder(read);
 }
 
-void Connection::keepRemainder(const std::vector<char>& read) {
+void Connection::keepRemainder(const char* read) {
     // To storage of its own, as large as what remains: an idle caller that sent half a message holds that
     // half.
     size_t begin = inBegin_;
     size_t size = inEnd_ - begin;
     inScanned_ -= begin;
     inBegin_ = inEnd_ = 0;
-    appendInput(read.data() + begin, size);
+    appendInput(read + begin, size);
 }
 
 void Connection::appendInput(const char* data, size_t size) {
@@ -204,8 +199,6 @@ void Connection::chargeInput() noexcept {
 }
 
 void Connection::releaseInput() noexcept {
-    if (inputShared_)
-        return; // the server's read buffer, lent for one read
     inBegin_ = inScanned_ = inEnd_ = 0;
     if (in_.capacity() >= largeInput)
         server_.trimAfterPass();
@@ -221,26 +214,29 @@ void Connection::dropInputOverBudget() {
     stopReading();
 }
 
-void Connection::processInput() {
+void Connection::processInput(const char* base) {
     while (state_ == State::Open && inScanned_ < inEnd_) {
         if (pendingOutput() > server_.options_.outputSoftLimit) {
             inputHeld_ = true;
             return;
         }
-        auto* end = static_cast<char*>(std::memchr(in_.data() + inScanned_, 0, inEnd_ - inScanned_));
+        auto* end = static_cast<const char*>(std::memchr(base + inScanned_, 0, inEnd_ - inScanned_));
         if (!end) {
             inScanned_ = inEnd_;
             if (inEnd_ - inBegin_ >= server_.options_.maxMessageSize)
                 protocolError("message over the size limit");
             break;
         }
-        size_t size = static_cast<size_t>(end - (in_.data() + inBegin_));
-        size_t next = static_cast<size_t>(end - in_.data()) + 1;
+        size_t size = static_cast<size_t>(end - (base + inBegin_));
+        size_t next = static_cast<size_t>(end - base) + 1;
         if (size >= server_.options_.maxMessageSize) {
             protocolError("message over the size limit");
             return;
         }
-        handleMessage(in_.data() + inBegin_, size);
+        handleMessage(base + inBegin_, size);
+        // The parser keeps the memory of its largest document: after a large one, it gives it back.
+        if (size >= largeInput) [[unlikely]]
+            server_.releaseParserMemory();
         if (state_ == State::Draining || state_ == State::Closed)
             return; // a protocol error dropped the input; or the connection is gone
         inBegin_ = inScanned_ = next;
@@ -251,19 +247,12 @@ void Connection::processInput() {
     }
     if (inBegin_ == inEnd_) {
         inBegin_ = inScanned_ = inEnd_ = 0;
-        if (!inputShared_ && in_.capacity() != 0)
+        if (in_.capacity() != 0)
             releaseInput(); // nothing held: no storage held either
     }
 }
 
 void Connection::handleMessage(const char* data, size_t size) {
-    parseAndDispatch(data, size);
-    // The parser keeps the memory of its largest document: after a large one, it gives it back.
-    if (size >= largeInput) [[unlikely]]
-        server_.releaseParserMemory();
-}
-
-void Connection::parseAndDispatch(const char* data, size_t size) {
     auto message = protocol::parseCall(std::string_view(data, size), server_.allocator_.get());
     if (!message) {
         protocolError(message.error());
@@ -454,7 +443,7 @@ void Connection::service() {
         if (!inputHeld_ || state_ != State::Open || pendingOutput() > server_.options_.outputSoftLimit)
             break;
         inputHeld_ = false;
-        processInput();
+        processInput(in_.data());
     }
     notifyWritable(); // nothing waits on a closed connection: close() drops the waiters
     if (state_ == State::Closed)

@@ -108,14 +108,14 @@ private:
     // What a read brought (`size` bytes at the start of the server's read buffer): with nothing held, the
     // messages are parsed where they were read and only what remains of an incomplete one is kept; otherwise
     // it is added to what is held.
-    void takeInput(std::vector<char>& read, size_t size);
-    void keepRemainder(const std::vector<char>& read);
+    void takeInput(const char* read, size_t size);
+    void keepRemainder(const char* read);
     void appendInput(const char* data, size_t size);
     void releaseInput() noexcept;
     void chargeInput() noexcept;
-    void processInput();
+    // The messages in [inBegin_, inEnd_) of base: the read buffer, or in_.
+    void processInput(const char* base);
     void handleMessage(const char* data, size_t size);
-    void parseAndDispatch(const char* data, size_t size);
     void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
     void flush();
     void releaseOutput() noexcept;
@@ -141,14 +141,13 @@ private:
     PeerIdentity peer_;
 
     // Held input: what remains of an incomplete message (and complete ones held back), or nothing (no storage
-    // either: an idle connection holds no input buffer). While a read is parsed in place, in_ is the server's
-    // read buffer (inputShared_).
+    // either: an idle connection holds no input buffer). While a read is parsed where it was read (in the
+    // server's buffer), the offsets are into that buffer and in_ is empty.
     std::vector<char> in_;
     size_t inBegin_ = 0;   // start of the first unprocessed message
     size_t inScanned_ = 0; // no NUL before this offset
     size_t inEnd_ = 0;
     size_t inputCharged_ = 0; // in_'s capacity as counted in ServerCounters::inputBytesHeld
-    bool inputShared_ = false;
 
     std::string out_;
     size_t outBegin_ = 0;
