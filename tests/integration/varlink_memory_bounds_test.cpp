@@ -60,6 +60,7 @@ constexpr size_t MiB = 1024 * KiB;
 constexpr std::string_view description =
     "# Memory bounds test.\ninterface org.example.memory\n\n"
     "method Ping() -> ()\n"
+    "method Blob(size: int) -> (blob: string)\n"
     "method Stats() -> (held: int, budgetCloses: int, connections: int)\n";
 
 // The server of org.example.memory in this (forked) process, on `path`; returns when its loop ends.
@@ -75,6 +76,13 @@ int serve(const std::string& path, ServerOptions options) {
         // Any parameters, an empty reply: a large call costs the server its input and its parse, nothing
         // more.
         Method{.name = "Ping", .handler = [](Call& call) { (void)call.reply(); }},
+        Method{.name = "Blob",
+               .handler =
+                   [](Call& call) {
+                       std::string blob(static_cast<size_t>(call.parameters()["size"].int64().value_or(0)),
+                                        'x');
+                       (void)call.reply([&](JsonWriter& w) { w.field("blob", blob); });
+                   }},
         Method{.name = "Stats",
                .handler =
                    [s](Call& call) {
@@ -339,6 +347,38 @@ TEST(VarlinkMemoryBounds, AnIdleConnectionThatMadeACallHoldsNoInputBuffer) {
     if (sanitized)
         GTEST_SKIP() << rssSkipReason;
     EXPECT_LE(perConnection, perConnectionBound);
+}
+
+// Callers that each received one large reply and stay connected: the server does not keep the room of that
+// reply for each of them.
+TEST(VarlinkMemoryBounds, AnIdleConnectionDoesNotKeepTheRoomOfALargeReply) {
+    constexpr int callers = 24;
+    constexpr size_t replySize = 512 * KiB;
+    ServerChild server(ServerOptions{});
+    ASSERT_TRUE(server.ready());
+    ASSERT_TRUE(server.serves());
+    size_t baseline = server.rss();
+    std::vector<std::unique_ptr<Client>> idle;
+    std::string call =
+        std::format(R"({{"method":"org.example.memory.Blob","parameters":{{"size":{}}}}})", replySize);
+    for (int i = 0; i < callers; ++i) {
+        auto client = std::make_unique<Client>(server.path());
+        ASSERT_TRUE(client->call(call));
+        auto reply = client->receive(10000ms);
+        ASSERT_TRUE(reply) << "call " << i;
+        ASSERT_GT(reply->size(), replySize);
+        idle.push_back(std::move(client));
+    }
+    ASSERT_EQ(server.stats().connections, callers + 1);
+    size_t after = server.rss();
+    ssize_t growth = static_cast<ssize_t>(after) - static_cast<ssize_t>(baseline);
+    std::cerr << std::format("{} idle connections after a reply of {} KiB each: server RSS {:+.1f} MiB\n",
+                             callers, replySize / KiB, mibSigned(growth));
+    if (sanitized)
+        GTEST_SKIP()
+            << "RSS is not meaningful under AddressSanitizer (its quarantine keeps freed memory resident)";
+    // Far below the callers' 12 MiB of replies: what the last reply's allocations left to the C library.
+    EXPECT_LE(growth, static_cast<ssize_t>(3 * MiB));
 }
 
 } // namespace
