@@ -1,5 +1,6 @@
-// framework/varlink/connection.hpp — one client connection of the varlink server: its input buffer, its
-// output buffer, the queue that keeps replies in call order, deferred calls, the hand-over of an upgrade.
+// framework/varlink/connection.hpp — one client connection of the varlink server: the input it holds (only
+// incomplete messages: complete ones are parsed in the server's shared read buffer), its output buffer, the
+// queue that keeps replies in call order, deferred calls, the hand-over of an upgrade.
 //
 // State. A connection is in exactly one of these states (sd-varlink keeps one state per connection too):
 //

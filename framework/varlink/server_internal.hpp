@@ -26,9 +26,10 @@ namespace detail {
 class Connection;
 }
 
-// Bytes read from a connection at once. The read buffer is this large; so is a message from which its memory
-// is released after it (a "large input").
+// Bytes read from a connection at once: the size of the server's read buffer.
 inline constexpr size_t readChunk = 64 * 1024;
+// A message (or a buffer) at least this large is a "large input": once it is done with, the memory it took is
+// given back (the parser's, the C library's), which is not done per call.
 inline constexpr size_t largeInput = 1024 * 1024;
 
 struct StringHash {
@@ -72,8 +73,6 @@ public:
         auto it = interfaces_.find(name);
         return it == interfaces_.end() ? nullptr : &it->second;
     }
-    // "iface.Method" to its registered method, or nullptr. The method found last is remembered: a client
-    // mostly calls the same method again, and comparing the name costs less than hashing it twice.
     // Memory (docs/varlink-engine.md, "Memory"). Each read goes into readBuffer_, shared by the connections:
     // the messages it completes are parsed in place, and a connection keeps only what remains of an
     // incomplete one (counted in counters_.inputBytesHeld, within options_.maxInputBytesTotal).
@@ -90,6 +89,8 @@ public:
     void releaseParserMemory() noexcept;
     void trimAfterPass() noexcept { trimPending_ = true; }
 
+    // "iface.Method" to its registered method, or nullptr. The method found last is remembered: a client
+    // mostly calls the same method again, and comparing the name costs less than hashing it twice.
     [[nodiscard]] const Method* findMethod(std::string_view name) {
         if (lastMethod_ && name == lastMethodName_)
             return lastMethod_;
