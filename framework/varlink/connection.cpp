@@ -58,7 +58,6 @@ Connection::~Connection() {
     // Normally empty here (close() released them); a connection dropped without close() too.
     closeAsync(fds_);
     closeAsync(callFds_);
-    releaseInput();
 }
 
 Result<void> Connection::start() {
