@@ -552,8 +552,12 @@ void Connection::close() {
     slotBytes_ = 0;
     upgradeHandler_ = nullptr;
     fd_.reset();
-    releaseInput();
-    releaseOutput();
+    // The buffers go with the object at the end of the pass (a handler on the stack may still read the
+    // message it was called with); the input stops counting against the budget now.
+    if (in_.capacity() >= largeInput || out_.capacity() >= largeInput)
+        server_.trimAfterPass();
+    server_.counters_.inputBytesHeld -= inputCharged_;
+    inputCharged_ = 0;
     server_.callsInFlight_ -= deferredCount_;
     deferredCount_ = 0;
     // Waiters are dropped uncalled: what they own (a DeferredCall) is released, its replies go nowhere.
