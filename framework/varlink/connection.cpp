@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -21,9 +22,11 @@
 namespace svckit::varlink::detail {
 namespace {
 
-constexpr size_t readChunk = 64 * 1024;
 // Reads per wake-up before other connections get their turn (level-triggered: the rest is read next time).
 constexpr int readsPerWakeup = 16;
+// An output buffer with more room than this is released once it has been sent: a connection keeps the room of
+// its small replies (no allocation per call), not of its largest.
+constexpr size_t outputKept = 4096;
 
 } // namespace
 
@@ -77,14 +80,14 @@ void Connection::onIo(uint32_t revents) {
 
 void Connection::readInput() {
     for (int round = 0; round < readsPerWakeup && state_ == State::Open && !inputHeld_; ++round) {
-        makeRoom(in_, inBegin_, inScanned_, inEnd_, readChunk);
-        size_t space = in_.size() - inEnd_;
+        std::vector<char>& read = server_.readBuffer();
+        size_t space = read.size();
         size_t size = 0;
         if (plainReads_) {
             // recv() costs measurably less than recvmsg() with its message header (~0.3 µs here).
             ssize_t n;
             do
-                n = ::recv(fd_.get(), in_.data() + inEnd_, space, MSG_DONTWAIT);
+                n = ::recv(fd_.get(), read.data(), space, MSG_DONTWAIT);
             while (n < 0 && errno == EINTR);
             if (n < 0) {
                 if (errno == EAGAIN)
@@ -99,11 +102,11 @@ void Connection::readInput() {
             }
             size = static_cast<size_t>(n);
         } else {
-            auto received = receiveMessage(
-                fd_.get(), std::as_writable_bytes(std::span(in_.data() + inEnd_, space)),
-                ReceiveOptions{
-                    .acceptFds = acceptFds_, .maxFds = acceptFds_ ? maxFdsPerCall : 16, .nonblocking = true},
-                &server_.counters_.sockets);
+            auto received = receiveMessage(fd_.get(), std::as_writable_bytes(std::span(read.data(), space)),
+                                           ReceiveOptions{.acceptFds = acceptFds_,
+                                                          .maxFds = acceptFds_ ? maxFdsPerCall : 16,
+                                                          .nonblocking = true},
+                                           &server_.counters_.sockets);
             if (!received) {
                 if (received.error().code() == EAGAIN)
                     break;
@@ -129,8 +132,7 @@ void Connection::readInput() {
                 break;
             }
         }
-        inEnd_ += size;
-        processInput();
+        takeInput(read.data(), size);
         // A short read drained the socket: skip the read that would only say EAGAIN.
         if (size < space)
             break;
@@ -162,26 +164,96 @@ bool Connection::roomForInput() const noexcept {
            deferredCount_ < server_.options_.maxQueuedCalls;
 }
 
-void Connection::processInput() {
+void Connection::takeInput(const char* read, size_t size) {
+    if (inBegin_ != inEnd_) [[unlikely]] {
+        appendInput(read, size);
+        processInput(in_.data());
+        return;
+    }
+    // Parsed where it was read; in_ holds no storage meanwhile (nothing is held).
+    inBegin_ = inScanned_ = 0;
+    inEnd_ = size;
+    processInput(read);
+    if (inBegin_ != inEnd_) [[unlikely]]
+        keepRemainder(read);
+}
+
+void Connection::keepRemainder(const char* read) {
+    // To storage of its own, as large as what remains: an idle caller that sent half a message holds that
+    // half.
+    size_t begin = inBegin_;
+    size_t size = inEnd_ - begin;
+    inScanned_ -= begin;
+    inBegin_ = inEnd_ = 0;
+    appendInput(read + begin, size);
+}
+
+void Connection::appendInput(const char* data, size_t size) {
+    // Held input fills in_ exactly (in_.size() == inEnd_); what was processed goes first.
+    if (inBegin_ > 0) {
+        in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(inBegin_));
+        inEnd_ -= inBegin_;
+        inScanned_ -= inBegin_;
+        inBegin_ = 0;
+    }
+    size_t before = in_.capacity();
+    in_.insert(in_.end(), data, data + size);
+    inEnd_ += size;
+    if (in_.capacity() == before)
+        return;
+    if (before >= largeInput)
+        server_.trimAfterPass(); // the old storage of a large message was freed
+    chargeInput();
+    size_t budget = server_.options_.maxInputBytesTotal;
+    if (budget != 0 && server_.counters_.inputBytesHeld > budget)
+        server_.enforceInputBudget();
+}
+
+void Connection::chargeInput() noexcept {
+    size_t now = in_.capacity();
+    server_.counters_.inputBytesHeld = server_.counters_.inputBytesHeld - inputCharged_ + now;
+    inputCharged_ = now;
+}
+
+void Connection::releaseInput() noexcept {
+    inBegin_ = inScanned_ = inEnd_ = 0;
+    if (in_.capacity() >= largeInput)
+        server_.trimAfterPass();
+    std::vector<char>().swap(in_);
+    chargeInput();
+}
+
+void Connection::dropInputOverBudget() {
+    logDebug(
+        "varlink: connection of pid {} holds the most incomplete input ({} bytes) when all of it passed the "
+        "budget of {} bytes; closing it",
+        peer_.pid, inputCharged_, server_.options_.maxInputBytesTotal);
+    stopReading();
+}
+
+void Connection::processInput(const char* base) {
     while (state_ == State::Open && inScanned_ < inEnd_) {
         if (!roomForInput()) {
             inputHeld_ = true;
             return;
         }
-        auto* end = static_cast<char*>(std::memchr(in_.data() + inScanned_, 0, inEnd_ - inScanned_));
+        auto* end = static_cast<const char*>(std::memchr(base + inScanned_, 0, inEnd_ - inScanned_));
         if (!end) {
             inScanned_ = inEnd_;
             if (inEnd_ - inBegin_ >= server_.options_.maxMessageSize)
                 protocolError("message over the size limit");
             break;
         }
-        size_t size = static_cast<size_t>(end - (in_.data() + inBegin_));
-        size_t next = static_cast<size_t>(end - in_.data()) + 1;
+        size_t size = static_cast<size_t>(end - (base + inBegin_));
+        size_t next = static_cast<size_t>(end - base) + 1;
         if (size >= server_.options_.maxMessageSize) {
             protocolError("message over the size limit");
             return;
         }
-        handleMessage(in_.data() + inBegin_, size);
+        handleMessage(base + inBegin_, size);
+        // The parser keeps the memory of its largest document: after a large one, it gives it back.
+        if (size >= largeInput) [[unlikely]]
+            server_.releaseParserMemory();
         if (state_ == State::Draining || state_ == State::Closed)
             return; // a protocol error dropped the input; or the connection is gone
         inBegin_ = inScanned_ = next;
@@ -190,8 +262,11 @@ void Connection::processInput() {
         if (state_ != State::Open)
             inputHeld_ = true;
     }
-    if (inBegin_ == inEnd_)
+    if (inBegin_ == inEnd_) {
         inBegin_ = inScanned_ = inEnd_ = 0;
+        if (in_.capacity() != 0)
+            releaseInput(); // nothing held: no storage held either
+    }
 }
 
 void Connection::handleMessage(const char* data, size_t size) {
@@ -397,12 +472,21 @@ void Connection::flush() {
     }
     outBegin_ += static_cast<size_t>(n);
     if (outBegin_ == out_.size()) {
-        out_.clear(); // keeps its capacity: no allocation for the next replies
         outBegin_ = 0;
+        if (out_.capacity() <= outputKept) [[likely]]
+            out_.clear(); // keeps its capacity: no allocation for the next replies
+        else
+            releaseOutput();
     } else if (outBegin_ > out_.size() / 2) {
         out_.erase(0, outBegin_);
         outBegin_ = 0;
     }
+}
+
+void Connection::releaseOutput() noexcept {
+    if (out_.capacity() >= largeInput)
+        server_.trimAfterPass();
+    std::string().swap(out_);
 }
 
 void Connection::service() {
@@ -417,7 +501,7 @@ void Connection::service() {
         if (!inputHeld_ || state_ != State::Open || !roomForInput())
             break;
         inputHeld_ = false;
-        processInput();
+        processInput(in_.data());
     }
     notifyWritable(); // nothing waits on a closed connection: close() drops the waiters
     if (state_ == State::Closed)
@@ -485,6 +569,7 @@ void Connection::stopReading() {
     // connection closes once those replies are out.
     setState(State::Draining);
     inBegin_ = inScanned_ = inEnd_ = 0;
+    releaseInput();
     closeAsync(fds_);
     fds_.clear();
     if (outputDone())
@@ -529,6 +614,12 @@ void Connection::close() {
     slotBytes_ = 0;
     upgradeHandler_ = nullptr;
     fd_.reset();
+    // The buffers go with the object at the end of the pass (a handler on the stack may still read the
+    // message it was called with); the input stops counting against the budget now.
+    if (in_.capacity() >= largeInput || out_.capacity() >= largeInput)
+        server_.trimAfterPass();
+    server_.counters_.inputBytesHeld -= inputCharged_;
+    inputCharged_ = 0;
     server_.callsInFlight_ -= deferredCount_;
     deferredCount_ = 0;
     // Waiters are dropped uncalled: what they own (a DeferredCall) is released, its replies go nowhere.

@@ -1,5 +1,6 @@
-// framework/varlink/connection.hpp — one client connection of the varlink server: its input buffer, its
-// output buffer, the queue that keeps replies in call order, deferred calls, the hand-over of an upgrade.
+// framework/varlink/connection.hpp — one client connection of the varlink server: the input it holds (only
+// incomplete messages: complete ones are parsed in the server's shared read buffer), its output buffer, the
+// queue that keeps replies in call order, deferred calls, the hand-over of an upgrade.
 //
 // State. A connection is in exactly one of these states (sd-varlink keeps one state per connection too):
 //
@@ -96,6 +97,12 @@ public:
 
     static std::string_view stateName(State state) noexcept;
 
+    // Bytes this connection holds for incomplete input (its share of ServerCounters::inputBytesHeld).
+    [[nodiscard]] size_t inputHeldBytes() const noexcept { return inputCharged_; }
+    // Closes the connection for holding the most incomplete input when all of it passed the server's budget
+    // (its input is dropped at once; replies to the calls before still go out, as after a protocol error).
+    void dropInputOverBudget();
+
 private:
     struct Slot {
         uint64_t id;
@@ -105,7 +112,16 @@ private:
 
     void setState(State state) noexcept;
     void readInput();
-    void processInput();
+    // What a read brought (`size` bytes at the start of the server's read buffer): with nothing held, the
+    // messages are parsed where they were read and only what remains of an incomplete one is kept; otherwise
+    // it is added to what is held.
+    void takeInput(const char* read, size_t size);
+    void keepRemainder(const char* read);
+    void appendInput(const char* data, size_t size);
+    void releaseInput() noexcept;
+    void chargeInput() noexcept;
+    // The messages in [inBegin_, inEnd_) of base: the read buffer, or in_.
+    void processInput(const char* base);
     void handleMessage(const char* data, size_t size);
     void dispatch(std::string_view method, JsonView parameters, CallFlags flags);
     // The handler threw, or returned without answering: io.systemd.System in its place.
@@ -118,6 +134,7 @@ private:
     // ServerOptions::maxQueuedCalls calls are unanswered.
     [[nodiscard]] bool roomForInput() const noexcept;
     void flush();
+    void releaseOutput() noexcept;
     void protocolError(std::string_view what);
     // Draining: nothing more is read, the input and its fds are dropped; the replies before still go out.
     void stopReading();
@@ -139,10 +156,14 @@ private:
     bool inputHeld_ = false; // see the top of this file
     PeerIdentity peer_;
 
+    // Held input: what remains of an incomplete message (and complete ones held back), or nothing (no storage
+    // either: an idle connection holds no input buffer). While a read is parsed where it was read (in the
+    // server's buffer), the offsets are into that buffer and in_ is empty.
     std::vector<char> in_;
     size_t inBegin_ = 0;   // start of the first unprocessed message
     size_t inScanned_ = 0; // no NUL before this offset
     size_t inEnd_ = 0;
+    size_t inputCharged_ = 0; // in_'s capacity as counted in ServerCounters::inputBytesHeld
 
     std::string out_;
     size_t outBegin_ = 0;

@@ -46,6 +46,12 @@ bool JsonAllocator::init() {
     return allocator_ != nullptr;
 }
 
+void JsonAllocator::reset() noexcept {
+    if (allocator_)
+        yyjson_alc_dyn_free(allocator_);
+    allocator_ = yyjson_alc_dyn_new(); // null on failure: parseCall() then uses yyjson's default allocator
+}
+
 Message::~Message() {
     if (doc_)
         yyjson_doc_free(doc_);

@@ -17,6 +17,7 @@
 #include <svckit/internal/varlink_protocol.hpp>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,10 +42,7 @@ ServerImpl::~ServerImpl() {
 Result<void> ServerImpl::init() {
     if (!allocator_.init())
         return fail(ENOMEM, "Failed to create the JSON allocator");
-    auto batch = IoBatch::create(loop_, [this] {
-        if (onDrained_)
-            checkDrained();
-    });
+    auto batch = IoBatch::create(loop_, [this] { afterPass(); });
     if (!batch)
         return std::unexpected(batch.error().withContext("Failed to set up the varlink server"));
     batch_ = std::move(*batch);
@@ -53,6 +51,36 @@ Result<void> ServerImpl::init() {
     if (auto r = addInterface(serviceInterface(*this)); !r)
         return r;
     return addInterface(systemdInterface());
+}
+
+void ServerImpl::afterPass() {
+    if (trimPending_) [[unlikely]] {
+        trimPending_ = false;
+        // Freed buffers of a large input are reused by glibc but not given back to the system by themselves:
+        // after the first large free, its dynamic thresholds keep even a 14 MB block on the heap.
+        ::malloc_trim(0);
+    }
+    if (onDrained_)
+        checkDrained();
+}
+
+void ServerImpl::releaseParserMemory() noexcept {
+    allocator_.reset();
+    trimPending_ = true;
+}
+
+void ServerImpl::enforceInputBudget() {
+    size_t budget = options_.maxInputBytesTotal;
+    while (budget != 0 && counters_.inputBytesHeld > budget) {
+        detail::Connection* largest = nullptr;
+        for (const auto& [connection, owner] : connections_)
+            if (!largest || connection->inputHeldBytes() > largest->inputHeldBytes())
+                largest = connection;
+        if (!largest || largest->inputHeldBytes() == 0)
+            return;
+        ++counters_.inputBudgetCloses;
+        largest->dropInputOverBudget();
+    }
 }
 
 const Method* ServerImpl::findMethodSlow(std::string_view name) {

@@ -26,6 +26,12 @@ namespace detail {
 class Connection;
 }
 
+// Bytes read from a connection at once: the size of the server's read buffer.
+inline constexpr size_t readChunk = 64 * 1024;
+// A message (or a buffer) at least this large is a "large input": once it is done with, the memory it took is
+// given back (the parser's, the C library's), which is not done per call.
+inline constexpr size_t largeInput = 1024 * 1024;
+
 struct StringHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
@@ -70,6 +76,22 @@ public:
         auto it = interfaces_.find(name);
         return it == interfaces_.end() ? nullptr : &it->second;
     }
+    // Memory (docs/varlink-engine.md, "Memory"). Each read goes into readBuffer_, shared by the connections:
+    // the messages it completes are parsed in place, and a connection keeps only what remains of an
+    // incomplete one (counted in counters_.inputBytesHeld, within options_.maxInputBytesTotal).
+    [[nodiscard]] std::vector<char>& readBuffer() {
+        if (readBuffer_.size() < readChunk) [[unlikely]]
+            readBuffer_.resize(readChunk);
+        return readBuffer_;
+    }
+    // Incomplete input on all connections passed the budget: closes the connections holding the most until it
+    // fits again.
+    void enforceInputBudget();
+    // After a large input (a message, a buffer of one): the parser's memory goes back, and at the end of the
+    // pass the C library's (malloc_trim: glibc keeps freed memory below its dynamic thresholds).
+    void releaseParserMemory() noexcept;
+    void trimAfterPass() noexcept { trimPending_ = true; }
+
     // "iface.Method" to its registered method, or nullptr. The method found last is remembered: a client
     // mostly calls the same method again, and comparing the name costs less than hashing it twice.
     [[nodiscard]] const Method* findMethod(std::string_view name) {
@@ -110,6 +132,10 @@ public:
 
 private:
     const Method* findMethodSlow(std::string_view name);
+    void afterPass();
+
+    std::vector<char> readBuffer_;
+    bool trimPending_ = false;
 
     std::string lastMethodName_;
     const Method* lastMethod_ = nullptr;

@@ -265,6 +265,13 @@ struct ServerOptions {
     // At most this many bytes are buffered without a NUL: a message is at most maxMessageSize - 1 bytes and
     // its NUL; longer input closes the connection (sd-varlink's 16 MiB input buffer).
     size_t maxMessageSize = 16 * 1024 * 1024;
+    // At most this many bytes of input are held for incomplete messages on all connections together
+    // (sd-varlink has no such budget: each connection may hold maxMessageSize). Past it, the connection that
+    // holds the most is closed as for a protocol error (counted in ServerCounters::inputBudgetCloses); the
+    // others are served on. Complete messages do not count: they are read into one buffer the server shares
+    // and parsed there. Keep it at least maxMessageSize, or a message of the largest size cannot arrive.
+    // 0: no budget.
+    size_t maxInputBytesTotal = 64 * 1024 * 1024;
     size_t outputSoftLimit = 1024 * 1024;      // unsent replies above this: stop reading from that peer
     size_t outputHardLimit = 64 * 1024 * 1024; // a reply past this: refused (ENOBUFS), the connection closed
     // Calls read from one connection and not answered yet (waiting behind a deferred one, or deferred
@@ -293,6 +300,10 @@ struct ServerCounters {
     uint64_t handlerFailures = 0; // exceptions thrown by handlers, and handlers that did not answer
     ConnectionCounters sockets;   // what acceptConnection and receiveMessage did
     uint64_t fdLimitCloses = 0;   // connections closed for passing more than maxFdsPerCall fds
+    // Connections closed over maxInputBytesTotal (each the one holding the most incomplete input then).
+    uint64_t inputBudgetCloses = 0;
+    // A level, not a count: bytes held now for incomplete input, on all connections (what the budget limits).
+    uint64_t inputBytesHeld = 0;
 };
 
 class ServerImpl;

@@ -35,6 +35,9 @@ public:
     ~JsonAllocator();
     // False when the allocator could not be created.
     [[nodiscard]] bool init();
+    // Gives back what the allocator has kept (it keeps every chunk it ever allocated, as large as the largest
+    // document) and starts a new one. Only while no document made with it is alive; after a large input.
+    void reset() noexcept;
     [[nodiscard]] yyjson_alc* get() const noexcept { return allocator_; }
 
 private:
