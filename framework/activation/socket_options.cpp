@@ -222,9 +222,9 @@ std::vector<Mismatch> internal::compareWithSpec(const SocketInfo& info, const Ap
     }
 
     // The socket file decides who may connect at all: connect() needs write permission on it, and nothing
-    // else of its mode means anything (a socket bound under umask 022 is 0755). A file that lets someone write
-    // whom the spec does not is a mismatch; a narrower one is not (an administrator may narrow access with a
-    // drop-in, which weakens nothing).
+    // else of its mode means anything (a socket bound under umask 022 is 0755). A file that lets someone
+    // write whom the spec does not is a mismatch; a narrower one is not (an administrator may narrow access
+    // with a drop-in, which weakens nothing).
     if (info.file) {
         mode_t wanted = spec.mode & 07777;
         if ((info.file->mode & ~wanted & 0222) != 0)

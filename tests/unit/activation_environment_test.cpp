@@ -341,8 +341,9 @@ TEST(ActivationEnvironment, KeepsEmptyNamesBetweenColons) {
 }
 
 // LISTEN_FDS comes from the environment (tests/fuzz/listen_environment.cpp found this too): a huge count must
-// be refused from the fd table (one fcntl() on the last fd it names) before a name or a SocketInfo is made per
-// fd. 5 000 000 "unknown" names alone would be ~160 MB; the child's peak RSS must not grow by more than a few MB.
+// be refused from the fd table (one fcntl() on the last fd it names) before a name or a SocketInfo is made
+// per fd. 5 000 000 "unknown" names alone would be ~160 MB; the child's peak RSS must not grow by more than a
+// few MB.
 TEST(ActivationEnvironment, RefusesAHugeListenFdsFromTheFdTableBeforeAllocatingPerFd) {
     EXPECT_EQ(runInChild([]() -> std::string {
                   if (auto e = placeListeners(1); !e.empty())
