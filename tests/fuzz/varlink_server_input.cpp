@@ -6,7 +6,7 @@
 // peer writes everything, shuts its side down and reads every reply until the server closes the connection.
 //
 // The first byte of an input chooses how it is sent (the rest are the bytes):
-//   bit 0  SOCK_SEQPACKET instead of SOCK_STREAM
+//   bit 0  SOCK_SEQPACKET instead of SOCK_STREAM (which the server must refuse: EPROTOTYPE)
 //   bit 1  one fd (a memfd holding "1\n2\n3\n", for calc's SumFile) with every write
 //   bit 2  16 fds with every write (hoarding: the server's cap per call closes the connection)
 //   bit 3  PassCredentials= (SCM_CREDENTIALS with each message)
@@ -328,7 +328,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                     .passCredentials = (mode & 8) != 0,
                     .passPidfd = true,
                     .acceptFileDescriptors = (mode & 16) == 0};
-    if (auto served = server->serveConnection(UniqueFd(pair[0]), spec); !served) {
+    auto served = server->serveConnection(UniqueFd(pair[0]), spec);
+    if (seqpacket) {
+        // Packets would be read as a stream (cut and spliced): refused, nothing more to send.
+        if (served || served.error().code() != EPROTOTYPE)
+            die("serveConnection did not refuse a SOCK_SEQPACKET socket with EPROTOTYPE");
+        return 0;
+    }
+    if (!served) {
         std::fprintf(stderr, "serveConnection: %s\n", served.error().message().c_str());
         die("serveConnection");
     }
