@@ -506,12 +506,8 @@ void Connection::service() {
     notifyWritable(); // nothing waits on a closed connection: close() drops the waiters
     if (state_ == State::Closed)
         return;
-    if (pendingOutput() > server_.options_.outputHardLimit) {
-        ++server_.counters_.overflowCloses;
-        logDebug("varlink: closing a connection whose peer does not read its replies");
-        close();
-        return;
-    }
+    // No check of outputHardLimit here: emit() refuses the reply that would pass it (overflow()), and every
+    // reply goes through emit().
     if (state_ == State::Draining && outputDone()) {
         close();
         return;

@@ -461,6 +461,7 @@ const ServerCounters& Server::counters() const noexcept {
 size_t Server::connectionCount() const noexcept {
     return impl_->connections_.size() + impl_->upgradedHeld_;
 }
+
 bool ServerImpl::connectionWaiting() const noexcept {
     return std::ranges::any_of(listeners_,
                                [](const auto& listener) { return clientQueued(listener->fd.get()); });
