@@ -18,6 +18,8 @@ std::string_view toString(Protocol protocol) noexcept {
         return "varlink";
     case Protocol::Raw:
         return "raw";
+    case Protocol::DBus:
+        return "dbus";
     }
     return "unknown";
 }

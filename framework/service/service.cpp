@@ -187,6 +187,8 @@ Result<std::unique_ptr<Endpoint>> Service::makeEndpoint(Protocol protocol, Event
             return std::unexpected(endpoint.error());
         return std::unique_ptr<Endpoint>(std::move(*endpoint));
     }
+    case Protocol::DBus:
+        break; // not served yet
     }
     return fail(EINVAL, "No endpoint serves protocol {}", static_cast<int>(protocol));
 }

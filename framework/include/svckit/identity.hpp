@@ -28,6 +28,12 @@ struct PeerIdentity {
     std::vector<gid_t> groups; // supplementary groups (SO_PEERGROUPS; connections only)
     UniqueFd pidfd;            // the caller's pidfd; invalid when the kernel or the sender gave none
     std::optional<std::string> securityLabel; // SO_PEERSEC (an AppArmor or SELinux label); none without one
+
+    // Whether `pid` is pinned by `pidfd`: the kernel (SO_PEERPIDFD, SCM_PIDFD) or the bus daemon (ProcessFD)
+    // gave a pidfd of the caller, so process facts read through it are the caller's even if it exits and its
+    // pid is reused. False: the pid alone (e.g. a bus daemon without ProcessFD), which may name another
+    // process by the time it is used (docs/identity.md).
+    [[nodiscard]] bool pinned() const noexcept { return static_cast<bool>(pidfd); }
 };
 
 // The peer of a connected AF_UNIX socket. The pidfd comes from SO_PEERPIDFD (Linux >= 6.5).

@@ -20,6 +20,7 @@
 //   int main(int argc, char** argv) { return svckit::run<Calc>(argc, argv); }
 #pragma once
 
+#include <svckit/dbus.hpp>
 #include <svckit/export.hpp>
 #include <svckit/error.hpp>
 #include <svckit/event_loop.hpp>
@@ -48,6 +49,29 @@ struct Hardening {
     bool enabled = true; // NoNewPrivileges=, ProtectSystem=strict, ProtectHome=, PrivateTmp=, ...
 };
 
+// Bus mode (docs/dbus.md): the service owns a well-known name on a bus and serves its D-Bus objects there;
+// the bus starts it (D-Bus activation through systemd: BusName=, the generated [D-BUS Service] file) on the
+// first call. The generated bus policy file lets `owner` own the name and the callers of `access` call it;
+// everything else is denied by the bus daemon before the service sees it (the objects' Policy still applies
+// on top).
+enum class BusType { System, Session };
+
+// One rule of the bus policy file: who may send method calls to the name (an interface of it, or all of
+// them).
+struct BusAccess {
+    std::string interface {}; // "org.svckit.example.Calc1"; empty: every interface of the name
+    std::string user{};       // a user name ("*": anyone); empty with an empty group: anyone
+    std::string group{};      // a group name; a rule names a user or a group, not both
+    bool allow = true;        // false: an explicit deny (e.g. of one interface for everyone)
+};
+
+struct BusSpec {
+    std::string name{}; // the well-known name, "org.svckit.example.Calc1"; empty: not on a bus
+    BusType bus = BusType::System;
+    std::string owner = "root";        // the user that may own the name (the service's User=)
+    std::vector<BusAccess> access{{}}; // default: anyone may call every interface
+};
+
 struct ServiceSpec {
     std::string name;        // unit and binary name: "svckit-example-calc" (.service, .socket)
     std::string description; // Description=
@@ -66,6 +90,9 @@ struct ServiceSpec {
     unsigned workers = 1;
     VerifyMode verifyMode = VerifyMode::Strict;
     varlink::ServerOptions varlink{};
+    // The service's name on a bus, if any (bus mode); its D-Bus objects are also served on every socket of
+    // Protocol::DBus (peer-to-peer).
+    BusSpec bus{};
     Hardening hardening{};
 };
 
@@ -120,6 +147,31 @@ public:
     // constructor. As with addVarlink, a mistake (no such socket, not a raw socket, a handler given twice) is
     // kept and run() refuses to start with it; so does a raw socket left without a handler.
     void addRaw(std::string socket, raw::Handler handler);
+    // Declares a D-Bus object (svckit/dbus.hpp), in the constructor: T derives from dbus::Object<Adaptors...>
+    // and is constructed as T(dbus::Binding, args...) once for every D-Bus connection served (each
+    // peer-to-peer connection on a socket of Protocol::DBus, and the bus connection of ServiceSpec::bus). A
+    // mistake (a path declared twice, an invalid path, D-Bus sockets or a bus name without any object) is
+    // kept and run() refuses to start with it.
+    template <std::derived_from<dbus::ObjectBase> T, class... Args>
+    void addDBus(std::string objectPath, dbus::ObjectOptions options, Args... args) {
+        addDBus(dbus::ObjectDeclaration{
+            .path = std::move(objectPath),
+            .options = std::move(options),
+            .make = [... args = std::move(args)](dbus::Binding binding) -> std::unique_ptr<dbus::ObjectBase> {
+                return std::make_unique<T>(std::move(binding), args...);
+            }});
+    }
+    void addDBus(dbus::ObjectDeclaration declaration);
+    // Calls `visit` for every live instance of the object at `objectPath` (one per D-Bus connection): to emit
+    // a signal to every connected peer, or a PropertiesChanged. On the loop's thread.
+    void forEachDBus(std::string_view objectPath, const std::function<void(dbus::ObjectBase&)>& visit);
+    template <std::derived_from<dbus::ObjectBase> T, std::invocable<T&> F>
+    void forEachDBus(std::string_view objectPath, F&& visit) {
+        forEachDBus(objectPath, [&visit](dbus::ObjectBase& object) {
+            if (auto* typed = dynamic_cast<T*>(&object))
+                visit(*typed);
+        });
+    }
 
     // The whole lifecycle; returns the exit code (0 after a graceful stop or exit-on-idle).
     [[nodiscard]] Result<int> run(const RunOptions& options = {});
@@ -154,6 +206,7 @@ private:
     ServiceSpec spec_;
     std::vector<varlink::Interface> interfaces_;
     std::map<std::string, raw::Handler, std::less<>> rawHandlers_;
+    std::vector<dbus::ObjectDeclaration> dbusObjects_;
     std::optional<Error> setupError_;
     std::unique_ptr<Runtime> runtime_;
 };

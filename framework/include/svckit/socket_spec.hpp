@@ -26,6 +26,7 @@ enum class SocketType {
 enum class Protocol {
     Varlink, // the interfaces declared with Service::addVarlink() (the default)
     Raw,     // the service's own protocol: the handler given to Service::addRaw() for this socket
+    DBus,    // peer-to-peer D-Bus: the objects declared with Service::addDBus() (svckit/dbus.hpp)
 };
 
 [[nodiscard]] SVCKIT_EXPORT std::string_view toString(Protocol protocol) noexcept;
