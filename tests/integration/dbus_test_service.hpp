@@ -291,18 +291,19 @@ inline std::string authExternal() {
     return std::format("AUTH EXTERNAL {}\r\n", hex);
 }
 
-// Whether the service closed the connection (EOF or reset, after reading what it sent) within the timeout.
+// Whether the service closed the connection (EOF or reset, after reading what it sent) within the timeout
+// (0: whether it has closed it by now).
 inline bool closedByService(int fd, std::chrono::milliseconds timeout = 30000ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
+    do {
         pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-        if (::poll(&p, 1, 50) <= 0)
+        if (::poll(&p, 1, timeout.count() == 0 ? 0 : 50) <= 0)
             continue;
         char buffer[4096];
         ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return true;
-    }
+    } while (std::chrono::steady_clock::now() < deadline);
     return false;
 }
 
