@@ -1,6 +1,6 @@
 // svckit/dbus.hpp — D-Bus objects of a Service, served with sdbus-c++ on the service's own loop: peer-to-peer
 // on activated sockets (Protocol::DBus) and under a well-known name on the system or session bus
-// (ServiceSpec::dbus), with the caller's identity in every handler.
+// (ServiceSpec::bus), with the caller's identity in every handler.
 //
 // An object is written the sdbus-c++ way: its interfaces are adaptors generated from D-Bus introspection XML
 // by `sdbus-c++-xml2cpp` (docs/dbus.md shows the meson rule), and the object class derives from them through
