@@ -58,7 +58,7 @@ class ConnectionState;
 // Where a D-Bus connection comes from.
 enum class Transport {
     PeerToPeer, // a connection on a socket of Protocol::DBus (activated or bound by the service)
-    Bus,        // the service's connection to the system or session bus (ServiceSpec::dbus)
+    Bus,        // the service's connection to the system or session bus (ServiceSpec::bus)
 };
 
 // Who may call an object's methods (and read or set its properties). The policy of a method is the one named
