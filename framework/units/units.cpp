@@ -177,8 +177,13 @@ UnitFile policyFile(const ServiceSpec& spec) {
     std::string text = "<?xml version=\"1.0\"?>\n"
                        "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
                        "        \"https://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n";
-    text += std::format("<!-- Generated from the ServiceSpec of {} (`{} --print-units`); do not edit. -->\n",
-                        xmlEscape(spec.name), xmlEscape(spec.name));
+    // "--" may not appear inside an XML comment (dbus-daemon refuses the file), hence no "--print-units"
+    // here.
+    std::string generated = xmlEscape(spec.name);
+    for (size_t dash = generated.find("--"); dash != std::string::npos; dash = generated.find("--", dash))
+        generated.replace(dash, 2, "- -");
+    text += std::format(
+        "<!-- Generated from the ServiceSpec of {} (its print-units option); do not edit. -->\n", generated);
     text += "<busconfig>\n";
     text += std::format("  <policy user=\"{}\">\n    <allow own=\"{}\"/>\n    <allow {}/>\n  </policy>\n",
                         owner, name, destination);
