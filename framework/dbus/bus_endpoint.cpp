@@ -21,10 +21,12 @@ std::string_view busName(BusType bus) {
     return bus == BusType::System ? "system bus" : "session bus";
 }
 
-// The sender's credentials the bus daemon vouches for (GetConnectionCredentials): the pid, the uid, the
-// groups, the pidfd (ProcessFD) and the security label. The effective uid and the primary gid are not among
-// them: sd-bus would read them from /proc/PID, by pid, so they are not asked for; gid is the first group.
-constexpr uint64_t credsMask = SD_BUS_CREDS_PID | SD_BUS_CREDS_PIDFD | SD_BUS_CREDS_UID |
+// The sender's credentials the bus daemon vouches for (GetConnectionCredentials): the pid, the uid the
+// kernel gave the daemon for the connection (SO_PEERCRED: the effective uid; sd-bus files the daemon's
+// UnixUserID under EUID), the groups, the pidfd (ProcessFD) and the security label. The real uid and the
+// primary gid are not among them: sd-bus would read them from /proc/PID, by pid, so they are not asked for;
+// gid is the first group.
+constexpr uint64_t credsMask = SD_BUS_CREDS_PID | SD_BUS_CREDS_PIDFD | SD_BUS_CREDS_EUID |
                                SD_BUS_CREDS_SUPPLEMENTARY_GIDS | SD_BUS_CREDS_SELINUX_CONTEXT;
 
 Result<PeerIdentity> copyOf(const PeerIdentity& identity) {
@@ -173,7 +175,7 @@ Result<PeerIdentity> BusEndpoint::query(sd_bus_message* message) {
     PeerIdentity identity;
     if (pid_t pid = 0; sd_bus_creds_get_pid(creds.get(), &pid) >= 0)
         identity.pid = pid;
-    if (uid_t uid = 0; sd_bus_creds_get_uid(creds.get(), &uid) >= 0)
+    if (uid_t uid = 0; sd_bus_creds_get_euid(creds.get(), &uid) >= 0)
         identity.uid = uid;
     const gid_t* gids = nullptr;
     if (int n = sd_bus_creds_get_supplementary_gids(creds.get(), &gids); n > 0 && gids) {
