@@ -95,4 +95,15 @@ out=$(call_as root $bus_name Whoami)
 contains "after a stop the next call activates it again" "$out" "uibss 0 "
 second=$(c systemctl show -P MainPID $service.service)
 check "...in a new process ($first, then $second)" test "$first" != "$second" -a "$second" != 0
+
+# --- losing the bus: the service exits with an error; the next call (on the new bus) activates it again
+pid=$(c systemctl show -P MainPID $service.service)
+check "the bus daemon restarts" c systemctl restart dbus.service
+check "the service notices the lost bus and exits" \
+    wait_for 60 sh -c "[ \"\$(dev/root exec $name systemctl show -P MainPID $service.service)\" != $pid ]"
+equals "...with status 1" "$(c systemctl show -P ExecMainStatus $service.service)" 1
+out=$(c journalctl -b -q -o cat -u $service.service --no-pager)
+contains "...saying why" "$out" "Lost the connection to the system bus: exiting"
+out=$(call_as root $bus_name Whoami)
+contains "the next call on the new bus activates it again" "$out" "uibss 0 "
 summary
