@@ -3,9 +3,10 @@
 # the test-only bus service (tests/e2e/dbus_bus_service) owns its name once READY=1 and answers; a second
 # instance cannot own the taken name and fails to start, saying so; when the daemon goes away the service exits
 # with status 1 ("Lost the connection to the system bus"). The generated policy file is the daemon's policy.
-#   bus_mode_private_daemon.sh SERVICE_BINARY
+#   bus_mode_private_daemon.sh SERVICE_BINARY CALLERS_CLIENT   (tests/integration/bus_callers_client.cpp)
 set -u
 binary=$1
+client=$2
 check_name=bus_mode_private_daemon
 . "$(dirname "$0")/../lib/check.sh"
 command -v dbus-daemon >/dev/null || skip "no dbus-daemon here (the dev root has it)"
@@ -59,6 +60,14 @@ for i in 1 2 3; do
     out=$(sh -c 'echo "pid=$$"; exec busctl --system call '"$name"' /org/svckit/test/BusProbe1 org.svckit.test.BusProbe1 Whoami' 2>&1)
     pid=$(sed -n 's/^pid=//p' <<<"$out")
     contains "caller $i: Whoami names this busctl (pid $pid), pinned" "$out" "uibss 0 $pid true "
+done
+# Two senders at once: the parent's identity is known to the service while its child calls.
+out=$("$client" "$name" /org/svckit/test/BusProbe1 org.svckit.test.BusProbe1 2>&1)
+for who in parent child parent-again; do
+    line=$(grep "^$who " <<<"$out")
+    read -r _ own reported pinned <<<"$line"
+    equals "$who: reported as itself (pid ${own:-?}), pinned, while another sender is known" \
+        "$reported $pinned" "${own:-none} true"
 done
 out=$(busctl --system call "$name" /org/svckit/test/BusProbe1 org.svckit.test.BusProbe1.Admin Secret 2>&1)
 contains "root, the owner, may call the Admin interface" "$out" 's "secret"'
