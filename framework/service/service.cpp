@@ -344,6 +344,9 @@ void Service::requestStop() {
 Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& options) {
     std::vector<Acquired> sockets;
     if (spec_.sockets.empty()) {
+        if (options.listenPath)
+            return fail(EINVAL, "--listen={}: service '{}' has no socket, only the bus name '{}'",
+                        *options.listenPath, spec_.name, spec_.bus.name);
         if (!spec_.bus.name.empty())
             return sockets; // on a bus only
         return fail(EINVAL, "Service '{}' declares no sockets", spec_.name);

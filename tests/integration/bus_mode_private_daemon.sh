@@ -77,6 +77,11 @@ rc=$?
 exits "a second instance fails to start" "$rc" 1 "$out"
 contains "...saying the name is taken or not allowed" "$out" "Failed to own the name '$name' on the system bus"
 
+out=$(timeout 60 "$binary" --listen="$dir/x.sock" 2>&1)
+rc=$?
+exits "--listen=PATH on a bus-only service is refused" "$rc" 1 "$out"
+contains "...saying it has no socket" "$out" "has no socket, only the bus name '$name'"
+
 kill "$daemon"
 wait "$daemon" 2>/dev/null
 daemon=
