@@ -157,6 +157,10 @@ TEST_F(DBusHostilePeers, AFloodOfConnectionsIsServedWithoutLeakingFds) {
         ASSERT_EQ(clients.back()->echo(std::to_string(i)), std::to_string(i)) << service.err();
     }
     EXPECT_EQ(observer.instances(), 201u) << service.err();
+    // What the fd limits count for a D-Bus connection (fdsPerDBusConnection): the socket, svckit's and
+    // sd-bus's pidfds of the peer, the two eventfds of the sdbus-c++ connection.
+    EXPECT_EQ(service.openFds() - before, 200u * 5)
+        << "fds with 1 connection " << before << ", with 201 " << service.openFds();
     clients.clear();
     // And 200 raw connections that leave before or during their handshake.
     for (int i = 0; i < 200; ++i) {
