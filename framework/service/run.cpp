@@ -188,7 +188,7 @@ int runMain(int argc, char** argv, const CommandLine& own,
     if (printUnits) {
         if (!*printUnits) {
             for (const UnitFile& unit : generateUnits(spec))
-                std::print("# {}\n{}\n", unit.name, unit.text);
+                std::print("# {}\n{}\n", unit.path(), unit.text);
             return 0;
         }
         if (auto ok = writeUnits(spec, **printUnits); !ok) {

@@ -1,6 +1,7 @@
 // The Service lifecycle: acquire and verify the sockets, serve them on one loop (or in worker processes),
 // notify systemd, stop gracefully.
 #include "base/private.hpp"
+#include "dbus/bus_endpoint.hpp"
 #include "dbus/endpoint.hpp"
 #include "service/raw_endpoint.hpp"
 #include "service/spec_names.hpp"
@@ -92,6 +93,8 @@ struct Service::Runtime {
     EventLoop loop;
     // One endpoint per protocol served (the registry: Service::makeEndpoint).
     std::map<Protocol, std::unique_ptr<Endpoint>> endpoints;
+    // Bus mode (ServiceSpec::bus): the connection to the bus, an endpoint like the others for the life cycle.
+    std::unique_ptr<dbus::BusEndpoint> bus;
     VarlinkEndpoint* varlink = nullptr; // the varlink one, for Service::varlink()
     bool notify = true;                 // the main process talks to systemd; workers do not
     bool stopping = false;
@@ -103,9 +106,18 @@ struct Service::Runtime {
 
     [[nodiscard]] size_t connectionCount() const {
         size_t n = 0;
-        for (const auto& [protocol, endpoint] : endpoints)
+        for (Endpoint* endpoint : all())
             n += endpoint->connectionCount();
         return n;
+    }
+    // Every endpoint: one per protocol served on sockets, and the bus connection.
+    [[nodiscard]] std::vector<Endpoint*> all() const {
+        std::vector<Endpoint*> list;
+        for (const auto& [protocol, endpoint] : endpoints)
+            list.push_back(endpoint.get());
+        if (bus)
+            list.push_back(bus.get());
+        return list;
     }
 };
 
@@ -184,6 +196,8 @@ void Service::forEachDBus(std::string_view objectPath, const std::function<void(
         return;
     if (auto it = runtime_->endpoints.find(Protocol::DBus); it != runtime_->endpoints.end())
         static_cast<dbus::PeerEndpoint&>(*it->second).forEach(objectPath, visit);
+    if (runtime_->bus)
+        runtime_->bus->forEach(objectPath, visit);
 }
 
 Result<void> Service::checkEndpoints() const {
@@ -203,6 +217,11 @@ Result<void> Service::checkEndpoints() const {
                             s.name);
         }
     }
+    if (!spec_.bus.name.empty() && spec_.workers > 1)
+        return fail(EINVAL,
+                    "The service owns the bus name '{}' and runs {} workers: one process owns a name, so bus "
+                    "mode takes workers = 1",
+                    spec_.bus.name, spec_.workers);
     if (!spec_.bus.name.empty() && dbusObjects_.empty())
         return fail(EINVAL,
                     "The service owns the bus name '{}' without any D-Bus object: declare them with "
@@ -277,12 +296,12 @@ void Service::requestStop() {
     rt.stopping = true;
     notify(rt.notify, "STOPPING=1");
     rt.idleTimer.reset();
-    for (auto& [protocol, endpoint] : rt.endpoints) {
+    for (Endpoint* endpoint : rt.all()) {
         (void)endpoint->setNoConnectionCallback({});
         endpoint->stopAccepting();
     }
     stop();
-    if (rt.endpoints.empty()) {
+    if (rt.all().empty()) {
         rt.loop.exit(0);
         return;
     }
@@ -290,7 +309,7 @@ void Service::requestStop() {
     // whatever is left.
     auto timeout = rt.loop.addTimer(drainTimeout, [this] {
         std::string pending;
-        for (const auto& [protocol, endpoint] : runtime_->endpoints)
+        for (Endpoint* endpoint : runtime_->all())
             if (std::string work = endpoint->pendingWork(); !work.empty())
                 pending += (pending.empty() ? "" : ", ") + work;
         logWarning("Stopping with {} after {} s", pending.empty() ? "replies unwritten" : pending,
@@ -305,8 +324,9 @@ void Service::requestStop() {
     // pending, i.e. after that input has been read and its calls are in flight.
     auto watchDrain = [this] {
         Runtime& r = *runtime_;
-        r.undrained = r.endpoints.size();
-        for (auto& [protocol, endpoint] : r.endpoints)
+        auto all = r.all();
+        r.undrained = all.size();
+        for (Endpoint* endpoint : all)
             endpoint->whenDrained([this] {
                 if (--runtime_->undrained == 0)
                     runtime_->loop.exit(0);
@@ -323,8 +343,14 @@ void Service::requestStop() {
 
 Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& options) {
     std::vector<Acquired> sockets;
-    if (spec_.sockets.empty())
+    if (spec_.sockets.empty()) {
+        if (options.listenPath)
+            return fail(EINVAL, "--listen={}: service '{}' has no socket, only the bus name '{}'",
+                        *options.listenPath, spec_.name, spec_.bus.name);
+        if (!spec_.bus.name.empty())
+            return sockets; // on a bus only
         return fail(EINVAL, "Service '{}' declares no sockets", spec_.name);
+    }
 
     if (options.listenPath || !options.listenNamed.empty()) {
         // --listen: exactly the sockets named, each on its path; the others are not served.
@@ -440,6 +466,7 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
             rt.drainTimer.reset();
             rt.drainCheck.reset();
             rt.varlink = nullptr;
+            rt.bus.reset();
             rt.endpoints.clear();
         }
     } teardown{rt};
@@ -463,6 +490,18 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
 
     if (auto ok = start(); !ok)
         return std::unexpected(ok.error());
+
+    // Bus mode: the objects on the bus and the name owned before READY=1; in the main process only (workers
+    // would compete for the one name).
+    if (!spec_.bus.name.empty() && notifyManager) {
+        auto bus = dbus::BusEndpoint::connect(rt.loop, spec_.bus, dbusObjects_, [this](const Error& error) {
+            logError("{}: exiting", error.message());
+            runtime_->loop.exit(1);
+        });
+        if (!bus)
+            return std::unexpected(bus.error());
+        rt.bus = std::move(*bus);
+    }
 
     for (int signal : {SIGTERM, SIGINT}) {
         auto source = rt.loop.addSignal(signal, [this](const signalfd_siginfo&) { requestStop(); });
@@ -490,8 +529,12 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
                                  toString(a.spec.protocol), a.connected ? ", one connection" : "");
         logInfo("{} {}: serving {}", spec_.name, spec_.version, where);
     }
-    notify(rt.notify, std::format("READY=1\nSTATUS=Serving {} socket{}", sockets.size(),
-                                  sockets.size() == 1 ? "" : "s"));
+    if (rt.bus)
+        logInfo("{} {}: owning {} on the {} bus", spec_.name, spec_.version, spec_.bus.name,
+                spec_.bus.bus == BusType::System ? "system" : "session");
+    notify(rt.notify, std::format("READY=1\nSTATUS=Serving {} socket{}{}", sockets.size(),
+                                  sockets.size() == 1 ? "" : "s",
+                                  rt.bus ? std::format(" and {} on the bus", spec_.bus.name) : ""));
     return rt.loop.run();
 }
 
@@ -505,7 +548,7 @@ Result<void> Service::watchIdle(std::chrono::milliseconds after, bool acceptMode
         Runtime& r = *runtime_;
         if (r.stopping || r.connectionCount() != 0)
             return; // the last connection to go re-arms it
-        if (std::ranges::any_of(r.endpoints, [](const auto& e) { return e.second->connectionWaiting(); })) {
+        if (std::ranges::any_of(r.all(), [](const Endpoint* e) { return e->connectionWaiting(); })) {
             (void)r.idleTimer.rearmTimer(delay);
             return;
         }
@@ -516,7 +559,7 @@ Result<void> Service::watchIdle(std::chrono::milliseconds after, bool acceptMode
     if (!timer)
         return std::unexpected(timer.error());
     rt.idleTimer = std::move(*timer);
-    for (auto& [protocol, endpoint] : rt.endpoints) {
+    for (Endpoint* endpoint : rt.all()) {
         auto ok = endpoint->setNoConnectionCallback([this, delay] {
             Runtime& r = *runtime_;
             if (!r.stopping && r.connectionCount() == 0)

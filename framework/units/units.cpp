@@ -1,5 +1,6 @@
 // Writing a service's .socket and .service units from its ServiceSpec: the one declaration the binary also
-// checks its activation against, so the units cannot drift from the code.
+// checks its activation against, so the units cannot drift from the code. In bus mode (ServiceSpec::bus) also
+// the D-Bus activation file and the bus policy file (docs/dbus-bus.md).
 #include "base/private.hpp"
 
 #include <svckit/service.hpp>
@@ -9,7 +10,10 @@
 #include <cerrno>
 #include <format>
 #include <fstream>
+#include <string_view>
 #include <sys/stat.h>
+#include <utility>
+#include <vector>
 
 namespace svckit {
 
@@ -31,9 +35,21 @@ std::string socketUnitName(const ServiceSpec& spec, const SocketSpec& socket, bo
     return std::format("{}-{}.socket", spec.name, socket.name);
 }
 
-// `main`: the service of the Accept=no sockets, holding their connections (an Accept=yes instance has one).
+bool onBus(const ServiceSpec& spec) {
+    return !spec.bus.name.empty();
+}
+
+// `main`: the service of the Accept=no sockets, holding their connections (an Accept=yes instance has one),
+// and of the bus name. It stays Type=notify on the bus: READY=1 comes after the name is owned (and after
+// every socket is served), so systemd's readiness is no earlier than Type=dbus's, and one lifecycle (STATUS=,
+// WATCHDOG=, STOPPING=) serves every kind of service. BusName= keeps it bus-activatable.
 std::string serviceSection(const ServiceSpec& spec, bool main) {
     std::string s = "[Service]\nType=notify\n";
+    if (main && onBus(spec)) {
+        s += std::format("BusName={}\n", spec.bus.name);
+        if (!spec.bus.owner.empty() && spec.bus.owner != "root")
+            s += std::format("User={}\n", spec.bus.owner); // the only user the policy lets own the name
+    }
     std::string exe = spec.executable.empty() ? "/usr/bin/" + spec.name : spec.executable;
     s += std::format("ExecStart={}\n", exe);
     s += "NotifyAccess=main\n";
@@ -64,6 +80,117 @@ std::string unitSection(const ServiceSpec& spec, std::string_view suffix) {
     if (!spec.documentation.empty())
         s += std::format("Documentation={}\n", spec.documentation);
     return s;
+}
+
+// The D-Bus activation file: the bus daemon asks systemd to start the unit (SystemdService=) when a message
+// is sent to the name and nobody owns it. Exec=/bin/false: never started by the daemon itself. It names the
+// unit itself, not its dbus-NAME.service alias: installing is enough, as for a static unit (the alias exists
+// once the unit is enabled, for those who address bus services that way).
+UnitFile activationFile(const ServiceSpec& spec) {
+    bool system = spec.bus.bus == BusType::System;
+    std::string text = header(spec);
+    text += std::format("[D-BUS Service]\nName={}\nExec=/bin/false\n", spec.bus.name);
+    if (system) // required on the system bus; the session bus runs everything as its own user
+        text += std::format("User={}\n", spec.bus.owner.empty() ? "root" : spec.bus.owner);
+    text += std::format("SystemdService={}.service\n", spec.name);
+    return {.name = spec.bus.name + ".service",
+            .text = std::move(text),
+            .directory = system ? "dbus-1/system-services" : "dbus-1/services"};
+}
+
+std::string xmlEscape(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        case '\'':
+            out += "&apos;";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out;
+}
+
+// The <policy> element a rule belongs to: context="default" for anyone, else user= or group=.
+std::string subjectOf(const BusAccess& rule) {
+    if (!rule.user.empty() && rule.user != "*")
+        return std::format("user=\"{}\"", xmlEscape(rule.user));
+    if (!rule.group.empty())
+        return std::format("group=\"{}\"", xmlEscape(rule.group));
+    return "context=\"default\"";
+}
+
+// The bus policy file (system bus). dbus-daemon applies context="default", then group=, then user= policies,
+// and inside each the later rule wins; every rule here is about the name alone (send_destination), so it
+// grants or denies nothing else on the bus.
+//   - the owner may own the name and call everything on it;
+//   - anyone may call the standard read-only interfaces (Introspectable, Peer, Properties.Get/GetAll), as
+//     systemd's own services allow: what an object exposes that way is guarded by its Policy in the service;
+//   - each BusAccess rule, in order, allows or denies method calls to the name (one interface or all);
+//     a subject allowed anything may also call Properties.Set (which interface it sets is an argument the bus
+//     cannot see: the object's Policy decides);
+//   - everything else is denied by the system bus's own default policy.
+UnitFile policyFile(const ServiceSpec& spec) {
+    std::string name = xmlEscape(spec.bus.name);
+    std::string destination = std::format("send_destination=\"{}\"", name);
+    std::string owner = xmlEscape(spec.bus.owner.empty() ? "root" : spec.bus.owner);
+    // The rules of each subject, in the order subjects first appear (the default context first).
+    std::vector<std::pair<std::string, std::string>> policies{{"context=\"default\"", ""}};
+    auto rulesOf = [&policies](const std::string& subject) -> std::string& {
+        for (auto& [s, rules] : policies)
+            if (s == subject)
+                return rules;
+        return policies.emplace_back(subject, "").second;
+    };
+    for (std::string_view standard : {"org.freedesktop.DBus.Introspectable", "org.freedesktop.DBus.Peer"})
+        rulesOf("context=\"default\"") +=
+            std::format("    <allow {} send_interface=\"{}\"/>\n", destination, standard);
+    for (std::string_view member : {"Get", "GetAll"})
+        rulesOf("context=\"default\"") += std::format(
+            "    <allow {} send_interface=\"org.freedesktop.DBus.Properties\" send_member=\"{}\"/>\n",
+            destination, member);
+    for (const BusAccess& rule : spec.bus.access) {
+        std::string& rules = rulesOf(subjectOf(rule));
+        std::string interface =
+            rule.interface.empty() ? "" : std::format(" send_interface=\"{}\"", xmlEscape(rule.interface));
+        rules += std::format("    <{} {}{} send_type=\"method_call\"/>\n", rule.allow ? "allow" : "deny",
+                             destination, interface);
+        if (rule.allow && !rule.interface.empty())
+            rules += std::format(
+                "    <allow {} send_interface=\"org.freedesktop.DBus.Properties\" send_member=\"Set\"/>\n",
+                destination);
+    }
+
+    std::string text = "<?xml version=\"1.0\"?>\n"
+                       "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n"
+                       "        \"https://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n";
+    // "--" may not appear inside an XML comment (dbus-daemon refuses the file), hence no "--print-units"
+    // here.
+    std::string generated = xmlEscape(spec.name);
+    for (size_t dash = generated.find("--"); dash != std::string::npos; dash = generated.find("--", dash))
+        generated.replace(dash, 2, "- -");
+    text += std::format(
+        "<!-- Generated from the ServiceSpec of {} (its print-units option); do not edit. -->\n", generated);
+    text += "<busconfig>\n";
+    text += std::format("  <policy user=\"{}\">\n    <allow own=\"{}\"/>\n    <allow {}/>\n  </policy>\n",
+                        owner, name, destination);
+    for (const auto& [subject, rules] : policies)
+        text += std::format("  <policy {}>\n{}  </policy>\n", subject, rules);
+    text += "</busconfig>\n";
+    return {.name = spec.bus.name + ".conf", .text = std::move(text), .directory = "dbus-1/system.d"};
 }
 
 } // namespace
@@ -111,24 +238,45 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
                 {.name = std::format("{}-{}@.service", spec.name, socket.name), .text = std::move(instance)});
         }
     }
-    if (!mainSockets.empty()) {
+    if (!mainSockets.empty() || onBus(spec)) {
         std::string text = header(spec);
         text += unitSection(spec, "");
         std::string list;
         for (const std::string& s : mainSockets)
             list += (list.empty() ? "" : " ") + s;
-        text += std::format("Requires={}\nAfter={}\n", list, list);
+        if (!list.empty())
+            text += std::format("Requires={}\nAfter={}\n", list, list);
         text += "\n" + serviceSection(spec, true);
+        // As systemd's own bus services: `systemctl enable` adds the dbus-NAME.service alias.
+        if (onBus(spec))
+            text += std::format("\n[Install]\nAlias=dbus-{}.service\n", spec.bus.name);
         units.push_back({.name = spec.name + ".service", .text = std::move(text)});
+    }
+    if (onBus(spec)) {
+        units.push_back(activationFile(spec));
+        // The session bus lets its one user call and own everything: no policy file there.
+        if (spec.bus.bus == BusType::System)
+            units.push_back(policyFile(spec));
     }
     return units;
 }
 
 Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory) {
-    if (::mkdir(directory.c_str(), 0755) < 0 && errno != EEXIST)
-        return failErrno("Failed to create '{}'", directory);
+    auto makeDirectory = [](const std::string& path) -> Result<void> {
+        if (::mkdir(path.c_str(), 0755) < 0 && errno != EEXIST)
+            return failErrno("Failed to create '{}'", path);
+        return {};
+    };
+    if (auto ok = makeDirectory(directory); !ok)
+        return ok;
     for (const UnitFile& unit : generateUnits(spec)) {
-        std::string path = directory + "/" + unit.name;
+        // "dbus-1/system.d": each level in turn.
+        for (size_t slash = 0; !unit.directory.empty() && slash != std::string::npos;) {
+            slash = unit.directory.find('/', slash + 1);
+            if (auto ok = makeDirectory(directory + "/" + unit.directory.substr(0, slash)); !ok)
+                return ok;
+        }
+        std::string path = directory + "/" + unit.path();
         std::ofstream out(path, std::ios::trunc);
         out << unit.text;
         out.close();

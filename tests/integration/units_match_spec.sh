@@ -14,9 +14,11 @@ for binary in "$@"; do
         flunk "$name --print-units=DIR succeeds"
         continue
     fi
-    for unit in "$out"/*; do
-        check "$name: units/$(basename "$unit") is what the binary prints (else: $name --print-units=units)" \
-            diff -u "$units/$(basename "$unit")" "$unit"
+    # Every file, the D-Bus ones under dbus-1/ too (as --print-units=DIR lays them out).
+    files=$(cd "$out" && find . -type f | sed 's|^\./||' | sort)
+    for unit in $files; do
+        check "$name: units/$unit is what the binary prints (else: $name --print-units=units)" \
+            diff -u "$units/$unit" "$out/$unit"
     done
     # and no unit of this example is left in units/ that the binary no longer prints
     for committed in "$units/$name".* "$units/$name"-*; do
@@ -25,8 +27,9 @@ for binary in "$@"; do
     done
     # Printing to stdout gives the same text.
     printed=$("$binary" --print-units)
-    for unit in "$out"/*; do
-        contains "$name: --print-units prints $(basename "$unit") too" "$printed" "$(cat "$unit")"
+    for unit in $files; do
+        contains "$name: --print-units prints $unit too" "$printed" "# $unit
+$(cat "$out/$unit")"
     done
     rm -rf "$out"
 done

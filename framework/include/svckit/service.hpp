@@ -214,13 +214,21 @@ private:
     std::unique_ptr<Runtime> runtime_;
 };
 
-// The unit files a spec describes, as written by --print-units.
+// The files a spec describes, as written by --print-units: the systemd units and, in bus mode
+// (ServiceSpec::bus), the D-Bus activation and policy files (docs/dbus-bus.md).
 struct UnitFile {
-    std::string name; // "svckit-example-calc.socket"
+    std::string name; // "svckit-example-calc.socket", "org.svckit.example.Calc1.conf"
     std::string text;
+    // Where it goes, relative to the directory --print-units=DIR writes into: empty for the systemd units
+    // (installed in /usr/lib/systemd/system), "dbus-1/system-services" or "dbus-1/services" for the D-Bus
+    // activation file and "dbus-1/system.d" for the bus policy file (installed under /usr/share: the same
+    // relative path).
+    std::string directory{};
+    // directory/name, or name when the directory is empty.
+    [[nodiscard]] std::string path() const { return directory.empty() ? name : directory + "/" + name; }
 };
 [[nodiscard]] SVCKIT_EXPORT std::vector<UnitFile> generateUnits(const ServiceSpec& spec);
-// Writes the units into a directory (created if missing).
+// Writes the files into a directory (created if missing, with the subdirectories of UnitFile::directory).
 [[nodiscard]] SVCKIT_EXPORT Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory);
 
 namespace detail {
