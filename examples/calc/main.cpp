@@ -27,6 +27,8 @@
 #include <chrono>
 #include <fcntl.h>
 #include <format>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -171,22 +173,33 @@ private:
         return {result->sum, result->count};
     }
 
-    // Answered later (org.freedesktop.DBus.Method.Async in the XML): a pipe is read from the loop.
+    // Answered later (org.freedesktop.DBus.Method.Async in the XML): a pipe is read from the loop. A Result
+    // refers to its connection, so it stays in this instance (destroyed before its connection, when the peer
+    // leaves) and the Calculator's callback reaches it only while the instance lives.
     void SumFile(sdbus::Result<int64_t, int64_t>&& reply, sdbus::UnixFd fd) override {
         // sdbus::UnixFd's copies are made with dup(), without CLOEXEC: take a CLOEXEC one of our own.
         int own = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3);
         if (own < 0)
             throw sdbus::createError(errno, "Failed to take the file descriptor");
+        uint64_t id = pending_->next++;
+        pending_->replies.emplace(id, std::move(reply));
         calculator_.sumFile(service_.loop(), svckit::UniqueFd(own),
-                            [reply = std::move(reply)](calc_example::Outcome<calc_example::FileSum> result) {
-                                // From the loop: nothing may escape (the caller may have gone, and sending
-                                // to a closed connection throws).
+                            [pending = std::weak_ptr<PendingReplies>(pending_),
+                             id](calc_example::Outcome<calc_example::FileSum> result) {
+                                auto replies = pending.lock();
+                                if (!replies)
+                                    return; // the caller has gone, and this instance with its connection
+                                auto node = replies->replies.extract(id);
+                                if (node.empty())
+                                    return;
+                                // From the loop: nothing may escape into it.
                                 try {
                                     if (result)
-                                        reply.returnResults(result->sum, result->lines);
+                                        node.mapped().returnResults(result->sum, result->lines);
                                     else
-                                        reply.returnError(dbusError(result.error()));
+                                        node.mapped().returnError(dbusError(result.error()));
                                 } catch (const std::exception&) {
+                                    // the peer is going away
                                 }
                             });
     }
@@ -215,8 +228,15 @@ private:
 
     uint64_t Calls() override { return calculator_.calls(); }
 
+    // The SumFile calls of this instance's peer waiting for their pipe.
+    struct PendingReplies {
+        std::map<uint64_t, sdbus::Result<int64_t, int64_t>> replies;
+        uint64_t next = 0;
+    };
+
     Calculator& calculator_;
     svckit::Service& service_;
+    std::shared_ptr<PendingReplies> pending_ = std::make_shared<PendingReplies>();
 };
 
 class Calc : public svckit::Service, private calc::Server {

@@ -225,6 +225,38 @@ TEST_F(CalcDBus, SumFileReadsAPipeAsItsDataArrives) {
     EXPECT_EQ(result, std::make_tuple(int64_t{42}, int64_t{2}));
 }
 
+TEST_F(CalcDBus, SumFileWhoseCallerLeftBeforeThePipeEndedIsDroppedAndTheServiceServesOn) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    svckit::UniqueFd readEnd(fds[0]);
+    svckit::UniqueFd writeEnd(fds[1]);
+    uint64_t before = client_->Calls();
+    {
+        auto connection = sdbus::createDirectBusConnection("unix:path=" + dbusPath_);
+        auto proxy = sdbus::createProxy(std::move(connection), sdbus::ServiceName(calcName),
+                                        sdbus::ObjectPath(calcPath), sdbus::dont_run_event_loop_thread);
+        auto call =
+            proxy->createMethodCall(sdbus::InterfaceName(org::svckit::example::Calc1_proxy::INTERFACE_NAME),
+                                    sdbus::MethodName("SumFile"));
+        call << sdbus::UnixFd(readEnd.get());
+        proxy->callMethodAsync(call, [](sdbus::MethodReply, std::optional<sdbus::Error>) {});
+        // Replies come in call order: once this one is back, SumFile is waiting for its pipe.
+        int64_t sum = 0;
+        proxy->callMethod("Apply")
+            .onInterface(org::svckit::example::Calc1_proxy::INTERFACE_NAME)
+            .withArguments(std::string("add"), int64_t{1}, int64_t{1})
+            .storeResultsTo(sum);
+        EXPECT_EQ(sum, 2);
+    } // the caller leaves, its SumFile unanswered
+    readEnd.reset();
+    ASSERT_EQ(::write(writeEnd.get(), "42\n", 3), 3);
+    writeEnd.reset();
+    // The sum is done (counted) with no one to answer; the service lives on and serves.
+    EXPECT_TRUE(eventually([&] { return client_->Calls() == before + 2; }))
+        << "Calls is " << client_->Calls();
+    EXPECT_EQ(client_->Apply("add", 40, 2), 42);
+}
+
 TEST_F(CalcDBus, ComputedSignalReachesEveryConnectedPeer) {
     auto other = connectWithin(dbusPath_, 20s);
     ASSERT_TRUE(other);
