@@ -270,8 +270,15 @@ void ConnectionState::forObject(std::string_view path, const std::function<void(
 }
 
 void ConnectionState::outputQueued() noexcept {
-    if (state_ != State::Closed)
-        host_.batch().markDirty(*this);
+    if (state_ == State::Closed)
+        return;
+    // A peer that does not read would have every signal queued for it, without bound.
+    uint64_t queued = 0;
+    if (sd_bus_get_n_queued_write(bus_, &queued) >= 0 && queued > maxQueuedMessages) {
+        close(std::format("its peer does not read: {} messages queued", queued));
+        return;
+    }
+    host_.batch().markDirty(*this);
 }
 
 bool ConnectionState::writing() const noexcept {

@@ -155,6 +155,8 @@ private:
 
     // sd_bus_process() calls per wake-up of one connection before it yields to the others.
     static constexpr int messagesPerWakeup = 64;
+    // Messages queued for a peer that does not read (signals, replies) before its connection is closed.
+    static constexpr uint64_t maxQueuedMessages = 4096;
 
     ConnectionHost& host_;
     Options options_;

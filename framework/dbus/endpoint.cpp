@@ -185,7 +185,12 @@ void PeerEndpoint::forEach(std::string_view path, const std::function<void(Objec
     for (const auto& [raw, connection] : connections_)
         live.push_back(connection);
     for (const auto& connection : live)
-        connection->forObject(path, visit);
+        try {
+            connection->forObject(path, visit);
+        } catch (const sdbus::Error& e) {
+            // One peer's failure (an emission on a connection that just closed) is not the others'.
+            logDebug("dbus: {} on connection {}: {}", path, connection->uniqueName(), e.what());
+        }
 }
 
 size_t PeerEndpoint::authenticating() const noexcept {

@@ -43,12 +43,33 @@ TEST_F(DBusSignalsAndProperties, ASignalFromForEachDBusReachesEveryConnectedPeer
     clients[1]
         ->proxy->callMethod("Broadcast")
         .onInterface(probeInterface)
-        .withArguments(std::string("to all"));
+        .withArguments(std::string("to all"), uint32_t{1});
     for (size_t i = 0; i < clients.size(); ++i) {
         EXPECT_TRUE(clients[i]->processUntil([&] { return !received[i].empty(); }))
             << "peer " << i << " got no Ping: " << service.err();
         EXPECT_EQ(received[i], std::vector<std::string>{"to all"}) << "peer " << i;
     }
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusSignalsAndProperties, APeerThatDoesNotReadItsSignalsIsClosedAndOthersAreServed) {
+    ProbeChild service(dir);
+    ASSERT_TRUE(eventually([&] { return static_cast<bool>(connectRaw(socket())); })) << service.err();
+    // Authenticated by hand, then never reads.
+    UniqueFd deaf = connectRaw(socket());
+    ASSERT_TRUE(deaf);
+    ASSERT_TRUE(sendAll(deaf.get(), std::string(1, '\0') + authExternal() + "BEGIN\r\n"));
+    ProbeClient client(socket());
+    ASSERT_TRUE(eventually([&] { return client.instances() == 2; })) << service.err();
+    // More than its socket buffer holds, and then more than the service queues for it: 64 MiB in 1 KiB
+    // signals. The caller reads its own while it waits for the reply.
+    client.proxy->callMethod("Broadcast")
+        .onInterface(probeInterface)
+        .withArguments(std::string(1024, 'x'), uint32_t{64 * 1024});
+    EXPECT_TRUE(eventually([&] { return client.instances() == 1; })) << service.err();
+    EXPECT_NE(service.err().find("its peer does not read"), std::string::npos) << service.err();
+    EXPECT_EQ(client.echo("served"), "served") << service.err();
     service.signal(SIGTERM);
     EXPECT_EQ(service.wait(), 0) << service.err();
 }

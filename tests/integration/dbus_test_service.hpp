@@ -97,7 +97,7 @@ private:
     // refers to its sdbus-c++ connection): when the peer leaves first, it is dropped unanswered with the
     // instance.
     void Later(sdbus::Result<uint32_t>&& result, uint32_t ms) override;
-    void Broadcast(const std::string& text) override;
+    void Broadcast(const std::string& text, const uint32_t& count) override;
     uint32_t Instances() override;
     uint32_t Count() override { return count_; }
     void Count(const uint32_t& value) override {
@@ -157,8 +157,9 @@ inline void ProbeObject::Later(sdbus::Result<uint32_t>&& result, uint32_t ms) {
         timers_.push_back(std::move(*timer));
 }
 
-inline void ProbeObject::Broadcast(const std::string& text) {
-    service_->forEachDBus<ProbeObject>(probePath, [&](ProbeObject& object) { object.emitPing(text); });
+inline void ProbeObject::Broadcast(const std::string& text, const uint32_t& count) {
+    for (uint32_t i = 0; i < count; ++i)
+        service_->forEachDBus<ProbeObject>(probePath, [&](ProbeObject& object) { object.emitPing(text); });
 }
 
 inline uint32_t ProbeObject::Instances() {

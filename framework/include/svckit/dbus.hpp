@@ -28,6 +28,11 @@
 // construction and unregistered before destruction. forEachDBus() reaches every instance, e.g. to emit a
 // signal to every connected peer. Everything runs on the loop's thread.
 //
+// Asynchronous handlers (xml2cpp's org.freedesktop.DBus.Method.Async annotation, an sdbus::Result<> to
+// answer later) work; the Result refers to its connection, so keep it in the instance (which is destroyed
+// before its connection) and never beyond: when the peer leaves first, it goes unanswered with the instance.
+// A graceful stop does not wait for such results.
+//
 // Errors: an exception a handler throws becomes a D-Bus error reply (sdbus::Error keeps its name; any other
 // std::exception becomes org.freedesktop.DBus.Error.Failed); a caller a policy refuses gets
 // org.freedesktop.DBus.Error.AccessDenied and the handler never runs.
@@ -57,7 +62,10 @@ enum class Transport {
 };
 
 // Who may call an object's methods (and read or set its properties). The policy of a method is the one named
-// in `methods` ("Member" for any interface of the object, or "org.example.Iface.Member"), else `policy`.
+// in `methods` ("Member" for any interface of the object, or "org.example.Iface.Member"), else `policy`. A
+// property read (org.freedesktop.DBus.Properties Get) or written (Set) is looked up the same way by the
+// property's name ("Count" or "org.example.Iface.Count"); GetAll is refused as a whole when one readable
+// property of the interface is refused. Introspection and org.freedesktop.DBus.Peer are not guarded.
 struct ObjectOptions {
     Policy policy = Policy::anyone();
     std::map<std::string, Policy, std::less<>> methods{};
