@@ -179,6 +179,13 @@ void ConnectionState::process() noexcept {
                 close(ok.error().message());
                 return;
             }
+            // No call is dispatched in this pass: the first processing runs from serve(), before the host
+            // lists the connection, and a handler's forEachDBus() (a signal to every peer, its caller's
+            // included) must reach it. The calls that came with the handshake (sd-bus may hold them already
+            // read) are processed at once from the timer, on the next turn of the loop.
+            rearm();
+            processSoon();
+            return;
         }
         if (r == 0)
             break;
@@ -223,6 +230,23 @@ void ConnectionState::rearm() noexcept {
         return;
     }
     if (auto ok = timer_.rearmTimer(after); !ok)
+        close(ok.error().message());
+}
+
+void ConnectionState::processSoon() noexcept {
+    if (state_ == State::Closed)
+        return;
+    timerArmedAt_ = 0;
+    if (!timer_) {
+        auto timer = host_.loop().addTimer(std::chrono::microseconds(0), [this] { onTimer(); });
+        if (!timer) {
+            close(timer.error().message());
+            return;
+        }
+        timer_ = std::move(*timer);
+        return;
+    }
+    if (auto ok = timer_.rearmTimer(std::chrono::microseconds(0)); !ok)
         close(ok.error().message());
 }
 

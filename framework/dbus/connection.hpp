@@ -148,6 +148,7 @@ private:
     Result<void> startServer(UniqueFd fd);
     Result<void> becomeRunning();
     void process() noexcept;
+    void processSoon() noexcept; // process() from the loop, at its next turn
     void rearm() noexcept;
     void onTimer() noexcept;
     static int onBusDriver(sd_bus_message* message, void* userdata, sd_bus_error* error) noexcept;
