@@ -221,9 +221,8 @@ int main(int argc, char** argv) {
     if (path.size() >= sizeof sa.sun_path) usage();
     std::memcpy(sa.sun_path, path.data(), path.size());
 
-    const std::string call = proto == Proto::DBus
-        ? dbus_call()
-        : std::string("{\"method\":\"org.example.bench.Echo\",\"parameters\":{\"text\":\"hello\"}}\0", 67);
+    static constexpr char varlink_call[] = "{\"method\":\"org.example.bench.Echo\",\"parameters\":{\"text\":\"hello\"}}";
+    const std::string call = proto == Proto::DBus ? dbus_call() : std::string(varlink_call, sizeof varlink_call);
     const std::string auth = std::string("\0AUTH EXTERNAL ", 15) + hex(std::to_string(getuid())) + "\r\nBEGIN\r\n";
     const std::string_view varlink_reply = "{\"parameters\":{\"text\":\"hello\"}}";
     const std::string_view dbus_reply_body("\x05\0\0\0hello\0", 10);
