@@ -1,6 +1,7 @@
 // The Service lifecycle: acquire and verify the sockets, serve them on one loop (or in worker processes),
 // notify systemd, stop gracefully.
 #include "base/private.hpp"
+#include "dbus/endpoint.hpp"
 #include "service/raw_endpoint.hpp"
 #include "service/spec_names.hpp"
 #include "service/supervisor.hpp"
@@ -13,6 +14,7 @@
 
 #include <svckit/internal/fd_limits.hpp>
 
+#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -158,13 +160,60 @@ void Service::addRaw(std::string socket, raw::Handler handler) {
     rawHandlers_.emplace(std::move(socket), std::move(handler));
 }
 
+void Service::addDBus(dbus::ObjectDeclaration declaration) {
+    std::optional<Error> error;
+    if (runtime_)
+        error = Error(EBUSY, "D-Bus objects must be added before the service runs");
+    else if (sd_bus_object_path_is_valid(declaration.path.c_str()) <= 0)
+        error =
+            Error(EINVAL, std::format("addDBus(\"{}\"): not a valid D-Bus object path", declaration.path));
+    else if (!declaration.make)
+        error = Error(EINVAL, std::format("addDBus(\"{}\"): no way to make the object", declaration.path));
+    else if (std::ranges::any_of(dbusObjects_, [&](const auto& d) { return d.path == declaration.path; }))
+        error = Error(EEXIST, std::format("addDBus(\"{}\"): the path is declared twice", declaration.path));
+    if (error) {
+        if (!setupError_)
+            setupError_ = std::move(error);
+        return;
+    }
+    dbusObjects_.push_back(std::move(declaration));
+}
+
+void Service::forEachDBus(std::string_view objectPath, const std::function<void(dbus::ObjectBase&)>& visit) {
+    if (!runtime_)
+        return;
+    if (auto it = runtime_->endpoints.find(Protocol::DBus); it != runtime_->endpoints.end())
+        static_cast<dbus::PeerEndpoint&>(*it->second).forEach(objectPath, visit);
+}
+
 Result<void> Service::checkEndpoints() const {
-    for (const SocketSpec& s : spec_.sockets)
+    bool dbusSocket = false;
+    for (const SocketSpec& s : spec_.sockets) {
         if (s.protocol == Protocol::Raw && !rawHandlers_.contains(s.name))
             return fail(EINVAL,
                         "Socket '{}' is a raw socket without a handler: the service must declare one with "
                         "addRaw(\"{}\", handler) in its constructor",
                         s.name, s.name);
+        if (s.protocol == Protocol::DBus) {
+            dbusSocket = true;
+            if (dbusObjects_.empty())
+                return fail(EINVAL,
+                            "Socket '{}' is a D-Bus socket without any object: the service must declare its "
+                            "objects with addDBus<T>(path, ...) in its constructor",
+                            s.name);
+        }
+    }
+    if (!spec_.bus.name.empty() && dbusObjects_.empty())
+        return fail(EINVAL,
+                    "The service owns the bus name '{}' without any D-Bus object: declare them with "
+                    "addDBus<T>(path, ...) in its constructor",
+                    spec_.bus.name);
+    if (!dbusObjects_.empty() && !dbusSocket && spec_.bus.name.empty())
+        return fail(
+            EINVAL,
+            "The service declares D-Bus objects ({}) but neither a socket of Protocol::DBus nor a bus "
+            "name (ServiceSpec::bus.name) to serve them on",
+            dbusObjects_.front().path);
     return {};
 }
 
@@ -187,8 +236,15 @@ Result<std::unique_ptr<Endpoint>> Service::makeEndpoint(Protocol protocol, Event
             return std::unexpected(endpoint.error());
         return std::unique_ptr<Endpoint>(std::move(*endpoint));
     }
-    case Protocol::DBus:
-        break; // not served yet
+    case Protocol::DBus: {
+        dbus::ServerOptions options = spec_.dbus;
+        if (options.name.empty())
+            options.name = spec_.bus.name;
+        auto endpoint = dbus::PeerEndpoint::create(loop, std::move(options), dbusObjects_);
+        if (!endpoint)
+            return std::unexpected(endpoint.error());
+        return std::unique_ptr<Endpoint>(std::move(*endpoint));
+    }
     }
     return fail(EINVAL, "No endpoint serves protocol {}", static_cast<int>(protocol));
 }

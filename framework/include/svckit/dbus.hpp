@@ -40,6 +40,7 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -120,6 +121,18 @@ protected:
 
 private:
     void registerAdaptors() override { (Adaptors::registerAdaptor(), ...); }
+};
+
+// The peer-to-peer D-Bus endpoint's options (ServiceSpec::dbus).
+struct ServerOptions {
+    // The name the service answers to on its peer-to-peer connections: the sender of the signals it emits
+    // there (sdbus-c++ proxies made with a destination only receive signals from that sender). Empty:
+    // ServiceSpec::bus.name; with neither, signals carry no sender and only proxies made without a
+    // destination receive them.
+    std::string name{};
+    // A connection that has not finished the authentication handshake (AUTH ... BEGIN) by then is closed;
+    // while it authenticates, it does not hold up anyone else.
+    std::chrono::milliseconds authenticationTimeout = std::chrono::seconds(10);
 };
 
 // How svckit makes the instances of one object (what Service::addDBus() records).

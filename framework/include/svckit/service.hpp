@@ -93,6 +93,9 @@ struct ServiceSpec {
     // The service's name on a bus, if any (bus mode); its D-Bus objects are also served on every socket of
     // Protocol::DBus (peer-to-peer).
     BusSpec bus{};
+    // The peer-to-peer D-Bus endpoint (sockets of Protocol::DBus): the name it answers to, the authentication
+    // timeout.
+    dbus::ServerOptions dbus{};
     Hardening hardening{};
 };
 

@@ -1,0 +1,173 @@
+// Hostile and careless peers of the peer-to-peer D-Bus endpoint: each costs only its own connection, and
+// everyone else is served meanwhile. A client that never authenticates (closed after the timeout, without
+// stalling others), garbage before BEGIN, a client that stops mid-handshake, an oversized message
+// announcement, a peer that leaves mid-call, a flood of new connections (no fd leaks).
+#include "dbus_test_service.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <format>
+#include <string>
+#include <vector>
+
+namespace svckit::test {
+namespace {
+
+class DBusHostilePeers : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/svckit-dbus-XXXXXX";
+        dir = ::mkdtemp(pattern);
+        probeConfig = ProbeConfig{.address = dir + "/dbus.sock"};
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+    [[nodiscard]] std::string socket() const { return probeConfig.address; }
+    void waitForSocket() const {
+        ASSERT_TRUE(eventually([&] { return static_cast<bool>(connectRaw(socket())); }));
+    }
+    std::string dir;
+};
+
+TEST_F(DBusHostilePeers, AClientThatNeverAuthenticatesStallsNoOneAndIsClosedAfterTheTimeout) {
+    probeConfig.authenticationTimeout = 1500ms;
+    ProbeChild service(dir);
+    waitForSocket();
+    UniqueFd silent = connectRaw(socket());
+    ASSERT_TRUE(silent);
+    // Served at once, while the silent one waits in its handshake.
+    auto start = std::chrono::steady_clock::now();
+    ProbeClient client(socket());
+    EXPECT_EQ(client.echo("not stalled"), "not stalled") << service.err();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms) << "the silent client held the others up";
+    EXPECT_TRUE(closedByService(silent.get())) << service.err();
+    EXPECT_NE(service.err().find("not authenticated within 1500 ms"), std::string::npos) << service.err();
+    EXPECT_EQ(client.echo("still served"), "still served") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusHostilePeers, GarbageBeforeBeginClosesThatConnectionOnly) {
+    ProbeChild service(dir);
+    waitForSocket();
+    ProbeClient client(socket());
+    UniqueFd garbage = connectRaw(socket());
+    ASSERT_TRUE(garbage);
+    // The handshake starts with a NUL byte; this one does not, and is no command either.
+    std::string junk(4096, '\x7f');
+    junk += "\r\n";
+    ASSERT_TRUE(sendAll(garbage.get(), junk));
+    EXPECT_TRUE(closedByService(garbage.get())) << service.err();
+    EXPECT_EQ(client.echo("served"), "served") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusHostilePeers, AClientThatStopsMidHandshakeIsClosedAfterTheTimeout) {
+    probeConfig.authenticationTimeout = 1500ms;
+    ProbeChild service(dir);
+    waitForSocket();
+    UniqueFd halfway = connectRaw(socket());
+    ASSERT_TRUE(halfway);
+    // AUTH, but never BEGIN.
+    ASSERT_TRUE(sendAll(halfway.get(), std::string(1, '\0') + authExternal()));
+    ProbeClient client(socket());
+    EXPECT_EQ(client.echo("served"), "served") << service.err();
+    EXPECT_TRUE(closedByService(halfway.get())) << service.err();
+    EXPECT_EQ(client.echo("still served"), "still served") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusHostilePeers, AnOversizedMessageAnnouncementClosesThatConnectionOnly) {
+    ProbeChild service(dir);
+    waitForSocket();
+    ProbeClient client(socket());
+    UniqueFd big = connectRaw(socket());
+    ASSERT_TRUE(big);
+    // A complete handshake, then a method call header announcing a 256 MiB body (sd-bus's cap is 128 MiB).
+    std::string data = std::string(1, '\0') + authExternal() + "BEGIN\r\n";
+    unsigned char header[16] = {'l', 1 /* method call */, 0, 1 /* version */};
+    uint32_t bodyLength = 256u * 1024 * 1024;
+    uint32_t serial = 1;
+    uint32_t fieldsLength = 0;
+    std::memcpy(header + 4, &bodyLength, 4);
+    std::memcpy(header + 8, &serial, 4);
+    std::memcpy(header + 12, &fieldsLength, 4);
+    data.append(reinterpret_cast<const char*>(header), sizeof header);
+    ASSERT_TRUE(sendAll(big.get(), data));
+    EXPECT_TRUE(closedByService(big.get())) << service.err();
+    EXPECT_EQ(client.echo("served"), "served") << service.err();
+    ASSERT_TRUE(eventually([&] { return client.instances() == 1; })) << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusHostilePeers, APeerThatLeavesMidCallIsDroppedCleanly) {
+    ProbeChild service(dir);
+    waitForSocket();
+    ProbeClient observer(socket());
+    {
+        // A handler still running when its peer leaves: the reply finds the connection gone.
+        ProbeClient leaving(socket());
+        ASSERT_EQ(leaving.echo("running"), "running"); // its connection is running on the service's side
+        auto call =
+            leaving.proxy->createMethodCall(sdbus::InterfaceName{probeInterface}, sdbus::MethodName{"Sleep"});
+        call << uint32_t{300};
+        leaving.proxy->callMethodAsync(call, [](sdbus::MethodReply, std::optional<sdbus::Error>) {});
+    }
+    {
+        // An asynchronous handler whose reply comes after its peer has left.
+        ProbeClient leaving(socket());
+        ASSERT_EQ(leaving.echo("running"), "running");
+        auto call =
+            leaving.proxy->createMethodCall(sdbus::InterfaceName{probeInterface}, sdbus::MethodName{"Later"});
+        call << uint32_t{300};
+        leaving.proxy->callMethodAsync(call, [](sdbus::MethodReply, std::optional<sdbus::Error>) {});
+    }
+    EXPECT_EQ(observer.echo("served"), "served") << service.err();
+    EXPECT_TRUE(eventually([&] { return observer.instances() == 1; })) << service.err();
+    // The late reply has been attempted by now (300 ms); the service lives on.
+    EXPECT_TRUE(eventually([&] {
+        return service.err().find("the reply of Later found no peer") != std::string::npos;
+    })) << service.err();
+    EXPECT_EQ(observer.echo("still served"), "still served") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusHostilePeers, AFloodOfConnectionsIsServedWithoutLeakingFds) {
+    probeConfig.maxConnections = 1024;
+    ProbeChild service(dir);
+    waitForSocket();
+    ProbeClient observer(socket());
+    EXPECT_EQ(observer.echo("before"), "before");
+    ASSERT_TRUE(eventually([&] { return observer.instances() == 1; })) << service.err();
+    size_t before = service.openFds();
+    // 200 at once, each authenticated and called; then each closes.
+    std::vector<std::unique_ptr<ProbeClient>> clients;
+    for (int i = 0; i < 200; ++i) {
+        clients.push_back(std::make_unique<ProbeClient>(socket()));
+        ASSERT_EQ(clients.back()->echo(std::to_string(i)), std::to_string(i)) << service.err();
+    }
+    EXPECT_EQ(observer.instances(), 201u) << service.err();
+    clients.clear();
+    // And 200 raw connections that leave before or during their handshake.
+    for (int i = 0; i < 200; ++i) {
+        UniqueFd raw = connectRaw(socket());
+        ASSERT_TRUE(raw);
+        if (i % 2 == 0)
+            (void)sendAll(raw.get(), std::string(1, '\0') + authExternal());
+    }
+    EXPECT_TRUE(eventually([&] { return observer.instances() == 1; })) << service.err();
+    EXPECT_TRUE(eventually([&] { return service.openFds() == before; }))
+        << "fds before " << before << ", after " << service.openFds();
+    EXPECT_EQ(observer.echo("after"), "after") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+} // namespace
+} // namespace svckit::test
