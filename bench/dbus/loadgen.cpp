@@ -18,7 +18,8 @@
 //
 // After a warm-up it measures for D seconds (or until --max-calls replies): replies/s, latency p50/p99, the
 // server's CPU time (utime+stime of --pid from /proc/PID/stat) per call and its voluntary context switches per
-// call. Output: one line of key=value pairs. Exit status 0 if every reply was the expected one.
+// call, and the fewest and most replies one connection (slot, with --new-conn) got. Output: one line of
+// key=value pairs. Exit status 0 if every reply was the expected one.
 //
 //   loadgen --path SOCK --pid SERVER_PID [--proto dbus|varlink] [--conns 16] [--inflight 1] [--new-conn]
 //           [--seconds 3] [--warmup 0.5] [--max-calls 100000000]
@@ -176,6 +177,7 @@ struct Conn {
     std::string in;                       // bytes read, not yet parsed
     std::string out;                      // bytes not yet written (after a short write)
     bool want_out = false;
+    std::uint64_t measured = 0;           // replies in the measured window (also over reconnections)
 };
 
 [[noreturn]] void usage() {
@@ -326,6 +328,7 @@ int main(int argc, char** argv) {
             c.in_flight--;
             if (measuring && ts >= meas_start) hist.add(tr - ts);
             calls += measuring;
+            c.measured += measuring;
             got++;
         };
         if (!c.authenticated) {
@@ -414,14 +417,21 @@ int main(int argc, char** argv) {
         }
     }
 
+    // Fairness: the replies of the connection served least and most (a server that keeps serving one ready
+    // connection while others wait shows a low min and a p99 far above p50).
+    std::uint64_t conn_min = UINT64_MAX, conn_max = 0;
+    for (auto& c : cs) {
+        conn_min = std::min(conn_min, c->measured);
+        conn_max = std::max(conn_max, c->measured);
+    }
     double secs = double(meas_end - meas_start) / 1e9;
     double cpu_us = cpu1 && cpu0 ? double(*cpu1 - *cpu0) * 1e6 / double(sysconf(_SC_CLK_TCK)) : NAN;
     std::println("conns={} inflight={} new_conn={} seconds={:.3f} calls={} errors={} calls_per_s={:.0f} p50_us={:.1f} "
                  "p99_us={:.1f} server_cpu_s={:.3f} server_cpu_us_per_call={:.2f} server_cpu_util={:.2f} "
-                 "server_sleeps_per_call={:.3f}",
+                 "server_sleeps_per_call={:.3f} conn_calls_min={} conn_calls_max={}",
                  conns, inflight, int(new_conn), secs, calls, errors, double(calls) / secs, hist.quantile(0.50) / 1e3,
                  hist.quantile(0.99) / 1e3, cpu_us / 1e6, calls ? cpu_us / double(calls) : NAN, cpu_us / 1e6 / secs,
-                 sw0 && sw1 && calls ? double(*sw1 - *sw0) / double(calls) : NAN);
+                 sw0 && sw1 && calls ? double(*sw1 - *sw0) / double(calls) : NAN, conn_min, conn_max);
     for (auto& c : cs) close(c->fd);
     return errors ? 1 : 0;
 }
