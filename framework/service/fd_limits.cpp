@@ -11,9 +11,13 @@ namespace svckit {
 
 namespace {
 
-// The connections the caps allow at most, or nullopt when one is unlimited.
-std::optional<uint64_t> connectionsAllowed(const ServiceSpec& spec) {
-    uint64_t connections = 0;
+uint64_t fdsPer(Protocol protocol) {
+    return protocol == Protocol::DBus ? fdsPerDBusConnection : fdsPerConnection;
+}
+
+// The fds of the connections the caps allow at most, or nullopt when one is unlimited.
+std::optional<uint64_t> connectionFds(const ServiceSpec& spec) {
+    uint64_t fds = 0;
     bool varlink = false;
     for (const SocketSpec& socket : spec.sockets) {
         if (socket.accept)
@@ -24,11 +28,11 @@ std::optional<uint64_t> connectionsAllowed(const ServiceSpec& spec) {
         }
         if (socket.limits.maxConnections == 0)
             return std::nullopt;
-        connections += socket.limits.maxConnections;
+        fds += fdsPer(socket.protocol) * socket.limits.maxConnections;
     }
     if (varlink)
-        connections += spec.varlink.maxConnections;
-    return connections;
+        fds += fdsPerConnection * spec.varlink.maxConnections;
+    return fds;
 }
 
 uint64_t overhead(const ServiceSpec& spec) {
@@ -38,10 +42,10 @@ uint64_t overhead(const ServiceSpec& spec) {
 } // namespace
 
 std::optional<uint64_t> fdsNeeded(const ServiceSpec& spec) {
-    auto connections = connectionsAllowed(spec);
-    if (!connections)
+    auto fds = connectionFds(spec);
+    if (!fds)
         return std::nullopt;
-    return overhead(spec) + fdsPerConnection * *connections;
+    return overhead(spec) + *fds;
 }
 
 std::string limitNofileLine(const ServiceSpec& spec) {
@@ -53,12 +57,13 @@ std::string limitNofileLine(const ServiceSpec& spec) {
 
 std::vector<ClampedCap> clampCapsToFdLimit(ServiceSpec& spec, uint64_t limit) {
     std::vector<ClampedCap> clamped;
-    auto connections = connectionsAllowed(spec);
-    if (!connections || *connections == 0 || overhead(spec) + fdsPerConnection * *connections <= limit)
+    auto fds = connectionFds(spec);
+    if (!fds || *fds == 0 || overhead(spec) + *fds <= limit)
         return clamped;
-    uint64_t fit = limit > overhead(spec) ? (limit - overhead(spec)) / fdsPerConnection : 0;
+    // Every cap scaled by the same factor: what the limit leaves for connections over what they need.
+    uint64_t room = limit > overhead(spec) ? limit - overhead(spec) : 0;
     auto scaled = [&](unsigned cap) {
-        return static_cast<unsigned>(std::max<uint64_t>(1, cap * fit / *connections));
+        return static_cast<unsigned>(std::max<uint64_t>(1, cap * room / *fds));
     };
     auto lower = [&](unsigned& cap, unsigned to, std::string what) {
         if (cap == 0 || cap <= to)

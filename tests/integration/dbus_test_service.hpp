@@ -11,6 +11,7 @@
 #include <svckit/dbus.hpp>
 #include <svckit/identity.hpp>
 #include <svckit/service.hpp>
+#include <svckit/socket_options.hpp>
 #include <svckit/unique_fd.hpp>
 
 #include "../unit/activation_test_support.hpp"
@@ -55,6 +56,8 @@ struct ProbeConfig {
     bool acceptFds = false;
     std::chrono::milliseconds authenticationTimeout{10000};
     unsigned maxConnections = 64;
+    bool accept = false; // Accept=yes: the service is handed one connection
+    std::chrono::milliseconds exitOnIdle{0};
 };
 inline ProbeConfig probeConfig;
 
@@ -86,7 +89,13 @@ private:
             throw std::runtime_error("fstat failed");
         return static_cast<uint64_t>(st.st_size);
     }
-    void Sleep(const uint32_t& ms) override { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+    void Sleep(const uint32_t& ms) override {
+        std::fprintf(stderr, "probe: sleeping %u ms\n", ms);
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
+    // The pending result is kept by the instance, so it never outlives its connection (an sdbus::Result
+    // refers to its sdbus-c++ connection): when the peer leaves first, it is dropped unanswered with the
+    // instance.
     void Later(sdbus::Result<uint32_t>&& result, uint32_t ms) override;
     void Broadcast(const std::string& text) override;
     uint32_t Instances() override;
@@ -100,6 +109,8 @@ private:
 
     ProbeService* service_;
     uint32_t count_ = 0;
+    std::vector<std::shared_ptr<sdbus::Result<uint32_t>>> pending_;
+    std::vector<EventSource> timers_; // destroyed before the results they would answer
 };
 
 class ProbeService final : public Service {
@@ -112,20 +123,6 @@ public:
                              this);
     }
 
-    // Answers `result` from a timer of the loop, after `ms`: the reply may find its peer gone.
-    void later(sdbus::Result<uint32_t> result, uint32_t ms) {
-        auto pending = std::make_shared<sdbus::Result<uint32_t>>(std::move(result));
-        auto timer = loop().addTimer(std::chrono::milliseconds(ms), [pending, ms] {
-            try {
-                pending->returnResults(ms);
-            } catch (const sdbus::Error& e) {
-                std::fprintf(stderr, "probe: the reply of Later found no peer: %s\n", e.what());
-            }
-        });
-        if (timer)
-            timers_.push_back(std::move(*timer));
-    }
-
 private:
     static ServiceSpec spec() {
         ServiceSpec spec{
@@ -135,19 +132,29 @@ private:
             .sockets = {SocketSpec{.name = "dbus",
                                    .address = probeConfig.address,
                                    .protocol = Protocol::DBus,
+                                   .accept = probeConfig.accept,
                                    .passPidfd = true,
                                    .acceptFileDescriptors = probeConfig.acceptFds,
                                    .limits = {.maxConnections = probeConfig.maxConnections}}},
+            .exitOnIdle = probeConfig.exitOnIdle,
         };
         spec.dbus = {.name = probeName, .authenticationTimeout = probeConfig.authenticationTimeout};
         return spec;
     }
-
-    std::vector<EventSource> timers_;
 };
 
 inline void ProbeObject::Later(sdbus::Result<uint32_t>&& result, uint32_t ms) {
-    service_->later(std::move(result), ms);
+    auto pending = std::make_shared<sdbus::Result<uint32_t>>(std::move(result));
+    pending_.push_back(pending);
+    auto timer = service_->loop().addTimer(std::chrono::milliseconds(ms), [pending, ms] {
+        try {
+            pending->returnResults(ms);
+        } catch (const sdbus::Error& e) {
+            std::fprintf(stderr, "probe: the reply of Later failed: %s\n", e.what());
+        }
+    });
+    if (timer)
+        timers_.push_back(std::move(*timer));
 }
 
 inline void ProbeObject::Broadcast(const std::string& text) {
@@ -160,19 +167,27 @@ inline uint32_t ProbeObject::Instances() {
     return count;
 }
 
-// The service in a child process: run<ProbeService>(--listen=PATH), stderr to a file.
+// The service in a child process: run<ProbeService>(--listen=PATH), stderr to a file; or, with `passFds`,
+// run<ProbeService>() with them on 3.. as systemd passes them (named "dbus").
 class ProbeChild : public ChildProcess {
 public:
-    ProbeChild(const std::string& dir, std::vector<std::string> args = {}) {
+    explicit ProbeChild(const std::string& dir, std::vector<UniqueFd> passFds = {}) {
         err_ = dir + "/stderr";
         pid_ = ::fork();
         if (pid_ != 0)
             return;
         int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         ::dup2(err, 2);
-        ::close_range(3, ~0U, 0); // as after exec: the test's fds are not the service's
-        args.insert(args.begin(), std::format("--listen={}", probeConfig.address));
-        args.insert(args.begin(), "svckit-test-dbus");
+        bool activated = !passFds.empty();
+        std::string names;
+        for (size_t i = 0; i < passFds.size(); ++i)
+            names += i == 0 ? "dbus" : ":dbus";
+        size_t n = becomeActivated(std::move(passFds), names);
+        // As after exec: the test's own fds (its clients' ends) are not the service's.
+        ::close_range(3 + static_cast<unsigned>(n), ~0U, 0);
+        std::vector<std::string> args{"svckit-test-dbus"};
+        if (!activated)
+            args.push_back(std::format("--listen={}", probeConfig.address));
         std::vector<char*> argv;
         for (auto& a : args)
             argv.push_back(a.data());
@@ -233,10 +248,13 @@ struct ProbeClient {
     bool processUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 30000ms) {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         while (!condition() && std::chrono::steady_clock::now() < deadline) {
-            while (connection->processPendingEvent()) {
+            try {
+                // One message at a time: the service may close the connection right after what is awaited.
+                if (connection->processPendingEvent())
+                    continue;
+            } catch (const sdbus::Error&) {
+                return condition(); // disconnected
             }
-            if (condition())
-                break;
             auto poll = connection->getEventLoopPollData();
             pollfd p{.fd = poll.fd, .events = static_cast<short>(poll.events), .revents = 0};
             (void)::poll(&p, 1, 20);

@@ -46,6 +46,19 @@ TEST(FdLimits, AcceptYesSocketsAndRawSocketsCountAsTheyAreServed) {
     EXPECT_EQ(limitNofileLine(spec), "");
 }
 
+TEST(FdLimits, DBusConnectionsNeedTheirSdbusEventfdsToo) {
+    ServiceSpec spec = varlinkSpec(10, 0);
+    spec.sockets.push_back({.name = "dbus", .address = "/run/dbus.sock", .protocol = Protocol::DBus});
+    spec.sockets.back().limits.maxConnections = 100;
+    // socket, svckit's and sd-bus's pidfds of the peer, sdbus-c++'s two eventfds for each D-Bus connection.
+    EXPECT_EQ(fdsNeeded(spec), reservedFds + 2 + 2 * 10 + 5 * 100);
+    auto clamped = clampCapsToFdLimit(spec, reservedFds + 2 + 260); // half of the 520 fds needed
+    EXPECT_EQ(clamped.size(), 2u);
+    EXPECT_EQ(spec.varlink.maxConnections, 5u);
+    EXPECT_EQ(spec.sockets.back().limits.maxConnections, 50u);
+    EXPECT_LE(*fdsNeeded(spec), reservedFds + 2 + 260);
+}
+
 TEST(FdLimits, UnitAsksForLimitNofileOnlyAboveTheDefaultSoftLimit) {
     EXPECT_EQ(limitNofileLine(varlinkSpec(4096, 1024)), "LimitNOFILE=8257\n");
     EXPECT_EQ(limitNofileLine(varlinkSpec(400, 0)), ""); // 865 fds fit in 1024

@@ -21,6 +21,10 @@
 namespace svckit {
 
 inline constexpr uint64_t fdsPerConnection = 2; // the connection's socket and its caller's pidfd
+// A peer-to-peer D-Bus connection (Protocol::DBus) also holds sd-bus's own pidfd of the peer (SO_PEERPIDFD,
+// taken when its handshake starts) and the two eventfds of its sdbus-c++ connection (wake-up and loop exit,
+// made whether or not its loop is used): 5 in all, as counted in tests/integration/dbus_hostile_peers_test.
+inline constexpr uint64_t fdsPerDBusConnection = fdsPerConnection + 3;
 // stdio, the loop's own fds (epoll, signalfd, timers, the batch's epoll), the journal and notify sockets, the
 // closer of received fds, and the service's own files
 inline constexpr uint64_t reservedFds = 64;
