@@ -1,7 +1,7 @@
 // svckit-example-bench-dbus — org.svckit.bench.Bench1 (bench/dbus/org.svckit.bench.Bench1.xml) on svckit's
-// peer-to-peer D-Bus endpoint, for the benchmark against raw sd-bus and plain sdbus-c++ (bench/dbus). The object
-// is the adaptor sdbus-c++-xml2cpp generates from the XML, served through svckit::dbus::Object on one socket of
-// Protocol::DBus.
+// peer-to-peer D-Bus endpoint, for the benchmark against raw sd-bus and plain sdbus-c++ (bench/dbus). The
+// object is the adaptor sdbus-c++-xml2cpp generates from the XML, served through svckit::dbus::Object on one
+// socket of Protocol::DBus.
 //
 //   svckit-example-bench-dbus [PATH]   socket-activated (fd named "dbus"), or binds PATH itself (the same as
 //                                      --listen=PATH: bench/dbus/run starts servers as `SERVER PATH`); the
@@ -43,9 +43,7 @@ ServiceSpec benchSpec() {
 
 class BenchDBus final : public Service {
 public:
-    BenchDBus() : Service(benchSpec()) {
-        addDBus<Bench1>("/org/svckit/bench/Bench1", {});
-    }
+    BenchDBus() : Service(benchSpec()) { addDBus<Bench1>("/org/svckit/bench/Bench1", {}); }
 
     // The positional PATH is --listen=PATH.
     static CommandLine commandLine() {
