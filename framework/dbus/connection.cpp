@@ -88,7 +88,7 @@ Result<std::shared_ptr<ConnectionState>> ConnectionState::adopt(ConnectionHost& 
         return std::unexpected(ok.error());
     if (auto ok = host.batch().add(*connection, fd, 0); !ok)
         return std::unexpected(ok.error());
-    connection->process();
+    connection->process(true);
     return connection;
 }
 
@@ -167,7 +167,7 @@ void ConnectionState::service() {
     rearm();
 }
 
-void ConnectionState::process() noexcept {
+void ConnectionState::process(bool drain) noexcept {
     for (int i = 0; i < messagesPerWakeup && state_ != State::Closed; ++i) {
         int r = sd_bus_process(bus_, nullptr);
         if (r < 0) {
@@ -188,6 +188,16 @@ void ConnectionState::process() noexcept {
             return;
         }
         if (r == 0)
+            break;
+        // Fairness: once running, a wake-up serves what this connection had sent when it was read, not the
+        // calls its peer sends while it is being served (with one call in flight, each answer brings the next
+        // call at once, and a loop until r == 0 would serve one peer in bursts while the others wait). sd-bus
+        // reads one message per read, exactly its size, so what was not read yet is still in the socket and
+        // epoll reports the connection again on the next pass. A drain pass (the first after the handshake,
+        // whose reads may have taken calls along; a timer) goes on until sd-bus has nothing to do.
+        uint64_t queuedRead = 0;
+        if (!drain && state_ == State::Running && sd_bus_get_n_queued_read(bus_, &queuedRead) >= 0 &&
+            queuedRead == 0)
             break;
     }
     rearm();
@@ -258,7 +268,7 @@ void ConnectionState::onTimer() noexcept {
     }
     // Keeps the connection alive until the pass is over (close() may drop the host's reference).
     auto self = shared_from_this();
-    process();
+    process(true);
 }
 
 void ConnectionState::forObject(std::string_view path, const std::function<void(ObjectBase&)>& visit) {
@@ -272,9 +282,12 @@ void ConnectionState::forObject(std::string_view path, const std::function<void(
 void ConnectionState::outputQueued() noexcept {
     if (state_ == State::Closed)
         return;
-    // A peer that does not read would have every signal queued for it, without bound.
+    // A peer that does not read would have every signal queued for it, without bound. Not the bus: the daemon
+    // reads, and closing the service's one bus connection would end the service (sd-bus's own bound, 384 Ki
+    // messages, refuses a send there with ENOBUFS, an error for the handler that emits).
     uint64_t queued = 0;
-    if (sd_bus_get_n_queued_write(bus_, &queued) >= 0 && queued > maxQueuedMessages) {
+    if (options_.transport == Transport::PeerToPeer && sd_bus_get_n_queued_write(bus_, &queued) >= 0 &&
+        queued > maxQueuedMessages) {
         close(std::format("its peer does not read: {} messages queued", queued));
         return;
     }

@@ -2,8 +2,8 @@
 // from svckit's batched I/O (IoBatch), the sdbus-c++ connection over it, and the instances of the service's
 // objects registered on it.
 //
-// Driving: the connection's fd sits in the endpoint's IoBatch. On readiness sd_bus_process() runs until it
-// has nothing more to do (or a budget per wake-up is spent), then the epoll events are set from
+// Driving: the connection's fd sits in the endpoint's IoBatch. On readiness sd_bus_process() serves what the
+// peer had sent (not what it sends meanwhile: fairness, see process()), then the epoll events are set from
 // sd_bus_get_events() and a timer is armed only when sd_bus_get_timeout() asks for one. Nothing here is
 // attached to sd-event per connection (sd_bus_attach_event's prepare callback would run for every connection
 // on every loop iteration), and nothing scans the connections per call.
@@ -147,7 +147,9 @@ private:
     ConnectionState(ConnectionHost& host, Options options);
     Result<void> startServer(UniqueFd fd);
     Result<void> becomeRunning();
-    void process() noexcept;
+    // `drain`: until sd-bus has nothing to do (at most messagesPerWakeup); else what was read (see
+    // process()).
+    void process(bool drain = false) noexcept;
     void processSoon() noexcept; // process() from the loop, at its next turn
     void rearm() noexcept;
     void onTimer() noexcept;

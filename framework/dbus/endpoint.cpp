@@ -101,6 +101,14 @@ Result<void> PeerEndpoint::addConnection(UniqueFd fd, const SocketSpec& spec) {
     if (!peer)
         return std::unexpected(
             peer.error().withContext(std::format("Refusing a connection on '{}'", spec.name)));
+    uid_t uid = peer->uid;
+    size_t& ofUid = perUid_[uid];
+    if (options_.maxConnectionsPerUid != 0 && ofUid >= options_.maxConnectionsPerUid) {
+        if (ofUid == 0)
+            perUid_.erase(uid);
+        return fail(EBUSY, "Refusing a connection on '{}': uid {} holds {} connections already", spec.name,
+                    uid, ofUid);
+    }
     // The caller is the connection's peer, taken above once. Per-message SCM_CREDENTIALS and SCM_PIDFD would
     // only make the kernel build a pidfd on every read for sd-bus to close.
     static constexpr int off = 0;
@@ -117,17 +125,24 @@ Result<void> PeerEndpoint::addConnection(UniqueFd fd, const SocketSpec& spec) {
     };
     // Counted before it starts: a peer whose whole handshake is buffered may be served (or gone) at once.
     ++onSocket;
+    ++ofUid;
+    auto uncount = [&] {
+        --onSocket;
+        if (--perUid_[uid] == 0)
+            perUid_.erase(uid);
+    };
     auto connection = ConnectionState::serve(*this, std::move(fd), std::move(options));
     if (!connection) {
-        --onSocket;
+        uncount();
         return std::unexpected(
             connection.error().withContext(std::format("Refusing a connection on '{}'", spec.name)));
     }
     if ((*connection)->state() == ConnectionState::State::Closed) {
-        --onSocket;
+        uncount();
         return {};
     }
     socketOf_.emplace(connection->get(), &spec);
+    uidOf_.emplace(connection->get(), uid);
     connections_.emplace(connection->get(), std::move(*connection));
     return {};
 }
@@ -140,6 +155,11 @@ void PeerEndpoint::closed(ConnectionState& connection) noexcept {
         if (auto count = perSocket_.find(socket->second); count != perSocket_.end() && count->second > 0)
             --count->second;
         socketOf_.erase(socket);
+    }
+    if (auto owner = uidOf_.find(&connection); owner != uidOf_.end()) {
+        if (auto count = perUid_.find(owner->second); count != perUid_.end() && --count->second == 0)
+            perUid_.erase(count);
+        uidOf_.erase(owner);
     }
     batch_->retire(std::move(it->second)); // destroyed at the end of the pass, outside its callbacks
     connections_.erase(it);

@@ -79,6 +79,8 @@ private:
     std::map<ConnectionState*, std::shared_ptr<ConnectionState>> connections_;
     std::map<const SocketSpec*, size_t> perSocket_;
     std::map<ConnectionState*, const SocketSpec*> socketOf_;
+    std::map<uid_t, size_t> perUid_; // connections per peer uid (ServerOptions::maxConnectionsPerUid)
+    std::map<ConnectionState*, uid_t> uidOf_;
     EventSource sweep_;
     EventSource drainRetry_;
     std::function<void()> onNoConnection_;

@@ -1,7 +1,8 @@
 // Hostile and careless peers of the peer-to-peer D-Bus endpoint: each costs only its own connection, and
 // everyone else is served meanwhile. A client that never authenticates (closed after the timeout, without
 // stalling others), garbage before BEGIN, a client that stops mid-handshake, an oversized message
-// announcement, a peer that leaves mid-call, a flood of new connections (no fd leaks).
+// announcement, a peer that leaves mid-call, a flood of new connections (no fd leaks), one uid holding more
+// connections than its share.
 #include "dbus_test_service.hpp"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <format>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,33 @@ TEST_F(DBusHostilePeers, AClientThatNeverAuthenticatesStallsNoOneAndIsClosedAfte
     EXPECT_TRUE(closedByService(silent.get())) << service.err();
     EXPECT_NE(service.err().find("not authenticated within 1500 ms"), std::string::npos) << service.err();
     EXPECT_EQ(client.echo("still served"), "still served") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
+TEST_F(DBusHostilePeers, AUidPastItsConnectionCapIsRefusedAtAcceptUntilOneOfItsConnectionsLeaves) {
+    probeConfig.maxConnectionsPerUid = 3;
+    ProbeChild service(dir);
+    waitForSocket();
+    std::vector<std::unique_ptr<ProbeClient>> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(std::make_unique<ProbeClient>(socket()));
+        EXPECT_EQ(held.back()->echo("held"), "held") << service.err();
+    }
+    // The fourth of this uid is closed at accept, before any handshake.
+    UniqueFd fourth = connectRaw(socket());
+    ASSERT_TRUE(fourth);
+    // (Well before the authentication timeout, 10 s, would close it.)
+    EXPECT_TRUE(closedByService(fourth.get(), 5000ms)) << service.err();
+    EXPECT_TRUE(eventually([&] {
+        return service.err().find("uid 0 holds 3 connections already") != std::string::npos;
+    })) << service.err();
+    // Those it holds are served; once one leaves, a new one is.
+    EXPECT_EQ(held.front()->echo("still served"), "still served") << service.err();
+    held.pop_back();
+    EXPECT_TRUE(eventually([&] { return held.front()->instances() == 2; })) << service.err();
+    ProbeClient again(socket());
+    EXPECT_EQ(again.echo("served again"), "served again") << service.err();
     service.signal(SIGTERM);
     EXPECT_EQ(service.wait(), 0) << service.err();
 }

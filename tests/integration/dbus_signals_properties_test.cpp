@@ -63,13 +63,29 @@ TEST_F(DBusSignalsAndProperties, APeerThatDoesNotReadItsSignalsIsClosedAndOthers
     ProbeClient client(socket());
     ASSERT_TRUE(eventually([&] { return client.instances() == 2; })) << service.err();
     // More than its socket buffer holds, and then more than the service queues for it: 64 MiB in 1 KiB
-    // signals. The caller reads its own while it waits for the reply.
-    client.proxy->callMethod("Broadcast")
-        .onInterface(probeInterface)
-        .withArguments(std::string(1024, 'x'), uint32_t{64 * 1024});
-    EXPECT_TRUE(eventually([&] { return client.instances() == 1; })) << service.err();
-    EXPECT_NE(service.err().find("its peer does not read"), std::string::npos) << service.err();
-    EXPECT_EQ(client.echo("served"), "served") << service.err();
+    // signals, from one handler. The caller gets them too; it reads while it waits for the reply, but a burst
+    // from one handler is queued as a whole once a peer's socket is full, so the caller may be cut as well
+    // under load (docs/dbus.md, Limits): only the deaf peer's fate is certain.
+    try {
+        client.proxy->callMethod("Broadcast")
+            .onInterface(probeInterface)
+            .withArguments(std::string(1024, 'x'), uint32_t{64 * 1024});
+    } catch (const sdbus::Error& e) {
+        EXPECT_EQ(e.getName(), "org.freedesktop.DBus.Error.Disconnected") << e.what();
+    }
+    EXPECT_TRUE(eventually([&] { return service.err().find("its peer does not read") != std::string::npos; }))
+        << service.err();
+    // The deaf peer's connection is closed: what its socket held, then end of file.
+    EXPECT_TRUE(eventually([&] {
+        char buffer[65536];
+        ssize_t n = ::recv(deaf.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+        while (n > 0)
+            n = ::recv(deaf.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+        return n == 0;
+    })) << service.err();
+    // Others are served.
+    ProbeClient other(socket());
+    EXPECT_EQ(other.echo("served"), "served") << service.err();
     service.signal(SIGTERM);
     EXPECT_EQ(service.wait(), 0) << service.err();
 }

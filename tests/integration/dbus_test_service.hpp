@@ -58,6 +58,7 @@ struct ProbeConfig {
     unsigned maxConnections = 64;
     bool accept = false; // Accept=yes: the service is handed one connection
     std::chrono::milliseconds exitOnIdle{0};
+    unsigned maxConnectionsPerUid = 1024;
 };
 inline ProbeConfig probeConfig;
 
@@ -138,7 +139,9 @@ private:
                                    .limits = {.maxConnections = probeConfig.maxConnections}}},
             .exitOnIdle = probeConfig.exitOnIdle,
         };
-        spec.dbus = {.name = probeName, .authenticationTimeout = probeConfig.authenticationTimeout};
+        spec.dbus = {.name = probeName,
+                     .authenticationTimeout = probeConfig.authenticationTimeout,
+                     .maxConnectionsPerUid = probeConfig.maxConnectionsPerUid};
         return spec;
     }
 };

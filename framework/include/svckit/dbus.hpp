@@ -141,6 +141,10 @@ struct ServerOptions {
     // A connection that has not finished the authentication handshake (AUTH ... BEGIN) by then is closed;
     // while it authenticates, it does not hold up anyone else.
     std::chrono::milliseconds authenticationTimeout = std::chrono::seconds(10);
+    // Peer-to-peer connections one uid may hold at once, over all D-Bus sockets of the process (as varlink's
+    // ServerOptions::maxConnectionsPerUid, sd-varlink's default); a connection past it is closed at accept.
+    // 0: no limit.
+    unsigned maxConnectionsPerUid = 1024;
 };
 
 // How svckit makes the instances of one object (what Service::addDBus() records).
