@@ -184,11 +184,11 @@ private:
         uint64_t id = pending_->next++;
         pending_->replies.emplace(id, std::move(reply));
         calculator_.sumFile(service_.loop(), svckit::UniqueFd(own),
-                            [pending = std::weak_ptr<PendingReplies>(pending_),
+                            [this, pending = std::weak_ptr<PendingReplies>(pending_),
                              id](calc_example::Outcome<calc_example::FileSum> result) {
                                 auto replies = pending.lock();
                                 if (!replies)
-                                    return; // the caller has gone, and this instance with its connection
+                                    return; // the caller has gone, and this instance (`this`) with it
                                 auto node = replies->replies.extract(id);
                                 if (node.empty())
                                     return;
@@ -201,6 +201,7 @@ private:
                                 } catch (const std::exception&) {
                                     // the peer is going away
                                 }
+                                flush(); // answered from the loop, outside a handler (svckit/dbus.hpp)
                             });
     }
 

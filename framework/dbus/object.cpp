@@ -198,4 +198,8 @@ sdbus::IConnection& ObjectBase::connection() const noexcept {
     return connection_->sdbus();
 }
 
+void ObjectBase::flush() noexcept {
+    connection_->outputQueued();
+}
+
 } // namespace svckit::dbus

@@ -38,6 +38,26 @@ TEST_F(DBusCalls, AMethodCallFromAnSdbusProxyIsAnswered) {
     EXPECT_EQ(service.wait(), 0) << service.err();
 }
 
+TEST_F(DBusCalls, AReplyAnsweredLaterThatTheSocketCannotTakeAtOnceArrivesWhole) {
+    ProbeChild service(dir);
+    waitForSocket(socket());
+    ProbeClient client(socket());
+    // 48 MiB answered from a timer (sd-bus raises the socket buffers to 8 MiB): sd-bus writes what the socket
+    // takes and queues the rest, which goes out only if the connection waits for room (ObjectBase::flush());
+    // the client sends nothing meanwhile. Without flush() it times out.
+    constexpr uint32_t bytes = 48 * 1024 * 1024;
+    std::string blob;
+    client.proxy->callMethod("LaterBlob")
+        .onInterface(probeInterface)
+        .withTimeout(std::chrono::seconds(20))
+        .withArguments(bytes)
+        .storeResultsTo(blob);
+    EXPECT_EQ(blob.size(), bytes) << service.err();
+    EXPECT_EQ(client.echo("after"), "after") << service.err();
+    service.signal(SIGTERM);
+    EXPECT_EQ(service.wait(), 0) << service.err();
+}
+
 TEST_F(DBusCalls, TheHandlerSeesTheClientsUidPidAndPidfd) {
     ProbeChild service(dir);
     waitForSocket(socket());

@@ -98,6 +98,7 @@ private:
     // refers to its sdbus-c++ connection): when the peer leaves first, it is dropped unanswered with the
     // instance.
     void Later(sdbus::Result<uint32_t>&& result, uint32_t ms) override;
+    void LaterBlob(sdbus::Result<std::string>&& result, uint32_t bytes) override;
     void Broadcast(const std::string& text, const uint32_t& count) override;
     uint32_t Instances() override;
     uint32_t Count() override { return count_; }
@@ -111,6 +112,7 @@ private:
     ProbeService* service_;
     uint32_t count_ = 0;
     std::vector<std::shared_ptr<sdbus::Result<uint32_t>>> pending_;
+    std::vector<std::shared_ptr<sdbus::Result<std::string>>> pending_blobs_;
     std::vector<EventSource> timers_; // destroyed before the results they would answer
 };
 
@@ -154,6 +156,21 @@ inline void ProbeObject::Later(sdbus::Result<uint32_t>&& result, uint32_t ms) {
             pending->returnResults(ms);
         } catch (const sdbus::Error& e) {
             std::fprintf(stderr, "probe: the reply of Later failed: %s\n", e.what());
+        }
+    });
+    if (timer)
+        timers_.push_back(std::move(*timer));
+}
+
+inline void ProbeObject::LaterBlob(sdbus::Result<std::string>&& result, uint32_t bytes) {
+    auto pending = std::make_shared<sdbus::Result<std::string>>(std::move(result));
+    pending_blobs_.push_back(pending);
+    auto timer = service_->loop().addTimer(std::chrono::milliseconds(1), [this, pending, bytes] {
+        try {
+            pending->returnResults(std::string(bytes, 'x'));
+            flush(); // answered outside a handler: the rest of a reply the socket could not take goes out
+        } catch (const sdbus::Error& e) {
+            std::fprintf(stderr, "probe: the reply of LaterBlob failed: %s\n", e.what());
         }
     });
     if (timer)

@@ -31,7 +31,7 @@
 // Asynchronous handlers (xml2cpp's org.freedesktop.DBus.Method.Async annotation, an sdbus::Result<> to
 // answer later) work; the Result refers to its connection, so keep it in the instance (which is destroyed
 // before its connection) and never beyond: when the peer leaves first, it goes unanswered with the instance.
-// A graceful stop does not wait for such results.
+// A graceful stop does not wait for such results. After answering one from outside a handler, call flush().
 //
 // Errors: an exception a handler throws becomes a D-Bus error reply (sdbus::Error keeps its name; any other
 // std::exception becomes org.freedesktop.DBus.Error.Failed); a caller a policy refuses gets
@@ -107,6 +107,11 @@ public:
     // being handled, ...).
     [[nodiscard]] sdbus::IObject& object() const noexcept { return *object_; }
     [[nodiscard]] sdbus::IConnection& connection() const noexcept;
+    // Call after sending on this instance's connection from outside one of its handlers, e.g. answering an
+    // sdbus::Result from a timer: sd-bus writes what the peer's socket takes at once and queues the rest, and
+    // svckit, which learns of sends inside handlers and of signals by itself, then also waits for the socket
+    // to take the rest. Without it, the rest of such a reply goes out only with the connection's next event.
+    void flush() noexcept;
 
 protected:
     explicit ObjectBase(Binding binding);
