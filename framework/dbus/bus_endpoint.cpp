@@ -244,13 +244,7 @@ void BusEndpoint::checkDrained() {
     if (!onDrained_)
         return;
     if (connection_ && connection_->writing()) {
-        if (!drainRetry_) {
-            auto timer = loop_.addTimer(std::chrono::milliseconds(20), [this] { checkDrained(); });
-            if (timer)
-                drainRetry_ = std::move(*timer);
-        } else {
-            (void)drainRetry_.rearmTimer(std::chrono::milliseconds(20));
-        }
+        checkAgainShortly(loop_, drainRetry_, [this] { checkDrained(); });
         return;
     }
     auto onDrained = std::exchange(onDrained_, nullptr);

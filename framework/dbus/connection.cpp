@@ -22,6 +22,16 @@ Result<void> check(int r, std::string_view what) {
 
 } // namespace
 
+void checkAgainShortly(EventLoop& loop, EventSource& timer, std::function<void()> check) {
+    constexpr std::chrono::milliseconds delay{20};
+    if (timer) {
+        (void)timer.rearmTimer(delay);
+        return;
+    }
+    if (auto made = loop.addTimer(delay, std::move(check)))
+        timer = std::move(*made);
+}
+
 // --- CallScope
 
 ConnectionState::CallScope::CallScope(ConnectionState& connection)

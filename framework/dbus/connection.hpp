@@ -78,6 +78,10 @@ protected:
 // org.freedesktop.DBus.Error.AccessDenied.
 using CallerResolver = std::function<Result<PeerIdentity>(sd_bus_message* message)>;
 
+// For a graceful stop that waits until the replies queued on its connections are written (they go out as the
+// peers read; a stop has its own timeout): calls `check` again shortly, from `timer` (made on first use).
+void checkAgainShortly(EventLoop& loop, EventSource& timer, std::function<void()> check);
+
 class ConnectionState final : public IoBatch::Handler, public std::enable_shared_from_this<ConnectionState> {
 public:
     enum class State { Authenticating, Running, Closed };
@@ -108,7 +112,9 @@ public:
     [[nodiscard]] const SocketSpec* socket() const noexcept { return options_.spec; }
     [[nodiscard]] const std::string& uniqueName() const noexcept { return uniqueName_; }
     // The caller of the call being dispatched, else the connection's peer.
-    [[nodiscard]] const PeerIdentity& caller() const noexcept { return current_ ? *current_ : options_.peer; }
+    [[nodiscard]] const PeerIdentity& caller() const noexcept { return current_ ? *current_ : peer(); }
+    // The peer taken at accept (peer-to-peer); empty on a bus.
+    [[nodiscard]] const PeerIdentity& peer() const noexcept { return options_.peer; }
     [[nodiscard]] sdbus::IConnection& sdbus() const noexcept { return *connection_; }
     [[nodiscard]] sd_bus* bus() const noexcept { return bus_; }
 

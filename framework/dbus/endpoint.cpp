@@ -126,41 +126,32 @@ Result<void> PeerEndpoint::addConnection(UniqueFd fd, const SocketSpec& spec) {
     // Counted before it starts: a peer whose whole handshake is buffered may be served (or gone) at once.
     ++onSocket;
     ++ofUid;
-    auto uncount = [&] {
-        --onSocket;
-        if (--perUid_[uid] == 0)
-            perUid_.erase(uid);
-    };
     auto connection = ConnectionState::serve(*this, std::move(fd), std::move(options));
     if (!connection) {
-        uncount();
+        uncount(spec, uid);
         return std::unexpected(
             connection.error().withContext(std::format("Refusing a connection on '{}'", spec.name)));
     }
     if ((*connection)->state() == ConnectionState::State::Closed) {
-        uncount();
+        uncount(spec, uid);
         return {};
     }
-    socketOf_.emplace(connection->get(), &spec);
-    uidOf_.emplace(connection->get(), uid);
     connections_.emplace(connection->get(), std::move(*connection));
     return {};
+}
+
+void PeerEndpoint::uncount(const SocketSpec& spec, uid_t uid) noexcept {
+    if (auto count = perSocket_.find(&spec); count != perSocket_.end() && count->second > 0)
+        --count->second;
+    if (auto count = perUid_.find(uid); count != perUid_.end() && --count->second == 0)
+        perUid_.erase(count);
 }
 
 void PeerEndpoint::closed(ConnectionState& connection) noexcept {
     auto it = connections_.find(&connection);
     if (it == connections_.end())
         return; // closed before it was counted (addConnection undoes the count)
-    if (auto socket = socketOf_.find(&connection); socket != socketOf_.end()) {
-        if (auto count = perSocket_.find(socket->second); count != perSocket_.end() && count->second > 0)
-            --count->second;
-        socketOf_.erase(socket);
-    }
-    if (auto owner = uidOf_.find(&connection); owner != uidOf_.end()) {
-        if (auto count = perUid_.find(owner->second); count != perUid_.end() && --count->second == 0)
-            perUid_.erase(count);
-        uidOf_.erase(owner);
-    }
+    uncount(*connection.socket(), connection.peer().uid);
     batch_->retire(std::move(it->second)); // destroyed at the end of the pass, outside its callbacks
     connections_.erase(it);
     if (auto ok = sweep_.enableOnce(); !ok)
@@ -213,12 +204,6 @@ void PeerEndpoint::forEach(std::string_view path, const std::function<void(Objec
         }
 }
 
-size_t PeerEndpoint::authenticating() const noexcept {
-    return static_cast<size_t>(std::ranges::count_if(connections_, [](const auto& entry) {
-        return entry.second->state() == ConnectionState::State::Authenticating;
-    }));
-}
-
 void PeerEndpoint::whenDrained(std::function<void()> onDrained) {
     onDrained_ = std::move(onDrained);
     checkDrained();
@@ -230,14 +215,7 @@ void PeerEndpoint::checkDrained() {
     if (!onDrained_)
         return;
     if (std::ranges::any_of(connections_, [](const auto& entry) { return entry.second->writing(); })) {
-        // Looked at again shortly (the writes go out as the peers read; a stop has its own timeout).
-        if (!drainRetry_) {
-            auto timer = loop_.addTimer(drainRetryDelay, [this] { checkDrained(); });
-            if (timer)
-                drainRetry_ = std::move(*timer);
-        } else {
-            (void)drainRetry_.rearmTimer(drainRetryDelay);
-        }
+        checkAgainShortly(loop_, drainRetry_, [this] { checkDrained(); });
         return;
     }
     auto onDrained = std::exchange(onDrained_, nullptr);

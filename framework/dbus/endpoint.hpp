@@ -39,8 +39,6 @@ public:
 
     // Every live instance of the object at `path` (one per running connection).
     void forEach(std::string_view path, const std::function<void(ObjectBase&)>& visit);
-    // Connections still authenticating (part of connectionCount()).
-    [[nodiscard]] size_t authenticating() const noexcept;
 
 private:
     struct Listener {
@@ -56,6 +54,8 @@ private:
     IoBatch& batch() noexcept override { return *batch_; }
     const std::vector<ObjectDeclaration>& objects() const noexcept override { return objects_; }
     void closed(ConnectionState& connection) noexcept override;
+    // Undoes addConnection's counts of a connection from `spec` by `uid`.
+    void uncount(const SocketSpec& spec, uid_t uid) noexcept;
 
     const SocketSpec& keep(const SocketSpec& spec);
     void onAccept(Listener& listener);
@@ -67,7 +67,6 @@ private:
     // New connections accepted per wake-up of a listening socket.
     static constexpr int acceptsPerWakeup = 16;
     // How often a graceful stop looks again at replies still queued for writing.
-    static constexpr std::chrono::microseconds drainRetryDelay{20000};
 
     EventLoop& loop_;
     ServerOptions options_;
@@ -78,9 +77,7 @@ private:
     AcceptPause acceptPause_;
     std::map<ConnectionState*, std::shared_ptr<ConnectionState>> connections_;
     std::map<const SocketSpec*, size_t> perSocket_;
-    std::map<ConnectionState*, const SocketSpec*> socketOf_;
     std::map<uid_t, size_t> perUid_; // connections per peer uid (ServerOptions::maxConnectionsPerUid)
-    std::map<ConnectionState*, uid_t> uidOf_;
     EventSource sweep_;
     EventSource drainRetry_;
     std::function<void()> onNoConnection_;
