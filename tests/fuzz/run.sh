@@ -29,7 +29,7 @@ out=$(dev/root run env CC=clang CXX=clang++ sh -c '
         mv "$dir/meson-private/coredata.dat" "$dir/meson-private/coredata.dat.old" && rm -f "$dir/build.ninja"
     fi
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" -Dfuzz=true -Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+        meson setup "$dir" -Dfuzz=true -Dtests=disabled -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
     fi
     meson compile -C "$dir"' sh "$dir" 2>&1) || bail "the fuzz targets build ($dir)" "$out"
 
