@@ -75,4 +75,18 @@ check "it warned that it set SO_PASSPIDFD itself" \
 warnings=$(c journalctl -b --no-pager -q -u $service -p warning..warning -o cat)
 contains "the warning has priority warning" "$warnings" "(repaired for now: set SO_PASSPIDFD=1)"
 
+# --- a drop-in with an invalid SVCKIT_VERIFY: refused, under the environment refusal's MESSAGE_ID
+environment_id=3d3b8962c8634ddb826765c5bd7cfa35
+c sh -c 'systemctl stop '"$service"' &&
+    printf "[Service]\nEnvironment=SVCKIT_VERIFY=fix\n" >/run/systemd/system/svckit-example-peercred.service.d/50-repair.conf &&
+    systemctl daemon-reload && systemctl reset-failed'
+out=$(call --timeout 60 "$stream" 2>&1)
+lacks "with SVCKIT_VERIFY=fix the caller gets no answer" "$out" '"via"'
+check "with SVCKIT_VERIFY=fix the service fails" wait_for 60 c systemctl is-failed --quiet $service
+environment_logged() { c journalctl -b --no-pager -q MESSAGE_ID=$environment_id _SYSTEMD_UNIT=$service -o cat | grep -q .; }
+check "the journal has it under the environment refusal's MESSAGE_ID" wait_for 60 environment_logged
+entry=$(c journalctl -b --no-pager -q MESSAGE_ID=$environment_id _SYSTEMD_UNIT=$service -o verbose -n 1)
+contains "it names the variable" "$entry" "SVCKIT_ENVIRONMENT=SVCKIT_VERIFY"
+contains "it says which values are valid" "$entry" "SVCKIT_VERIFY='fix' is not a verification mode: set it to 'strict'"
+
 summary
