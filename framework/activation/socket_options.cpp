@@ -325,11 +325,9 @@ VerifyReport verifySocket(const ActivatedFd& fd, const SocketSpec& spec, VerifyM
     return report;
 }
 
-// A mismatch is an EINVAL, as for any invalid configuration: the service manager handed over sockets that do
-// not match what the service declares, and only changing the units fixes that.
-Result<void> verifyActivation(const Activation& activation, std::span<const SocketSpec> specs,
-                              VerifyMode mode) {
-    std::vector<std::string> problems;
+std::vector<internal::ActivationProblem>
+internal::checkActivation(const Activation& activation, std::span<const SocketSpec> specs, VerifyMode mode) {
+    std::vector<ActivationProblem> problems;
     for (const ActivatedFd& fd : activation.fds()) {
         const SocketSpec* spec = nullptr;
         for (const SocketSpec& candidate : specs)
@@ -341,13 +339,17 @@ Result<void> verifyActivation(const Activation& activation, std::span<const Sock
             std::string known;
             for (const SocketSpec& candidate : specs)
                 known += std::format("{}'{}'", known.empty() ? "" : ", ", candidate.name);
-            problems.push_back(std::format(
-                "fd {} '{}'{}: was passed to the service but the service has no socket of that name ({}): "
-                "set 'FileDescriptorName=' in the [Socket] section of its .socket unit to one of the "
-                "service's names",
-                fd.fd.get(), fd.name,
-                fd.info.address.empty() ? std::string() : std::format(" ({})", fd.info.address),
-                known.empty() ? std::string("it declares none") : std::format("it has {}", known)));
+            problems.push_back(
+                {.socket = fd.name,
+                 .mismatch = std::nullopt,
+                 .message = std::format(
+                     "fd {} '{}'{}: was passed to the service but the service has no socket of that name "
+                     "({}): "
+                     "set 'FileDescriptorName=' in the [Socket] section of its .socket unit to one of the "
+                     "service's names",
+                     fd.fd.get(), fd.name,
+                     fd.info.address.empty() ? std::string() : std::format(" ({})", fd.info.address),
+                     known.empty() ? std::string("it declares none") : std::format("it has {}", known))});
             continue;
         }
         VerifyReport report = verifySocket(fd, *spec, mode);
@@ -356,20 +358,35 @@ Result<void> verifyActivation(const Activation& activation, std::span<const Sock
         // A note is a weaker protection than the service asked for: the operator should hear of it too.
         for (const std::string& note : report.notes)
             logWarning("{}", note);
-        for (const Mismatch& mismatch : report.mismatches)
-            problems.push_back(mismatch.message);
+        for (Mismatch& mismatch : report.mismatches) {
+            std::string message = mismatch.message;
+            problems.push_back(
+                {.socket = spec->name, .mismatch = std::move(mismatch), .message = std::move(message)});
+        }
     }
-    if (problems.empty())
-        return {};
+    return problems;
+}
 
+// A mismatch is an EINVAL, as for any invalid configuration: the service manager handed over sockets that do
+// not match what the service declares, and only changing the units fixes that.
+std::optional<Error> internal::activationError(std::span<const ActivationProblem> problems) {
+    if (problems.empty())
+        return std::nullopt;
     std::string message = std::format("Failed to verify the activated sockets: {} mismatch{} with the "
                                       "service's sockets:",
                                       problems.size(), problems.size() == 1 ? "" : "es");
-    for (const std::string& problem : problems) {
+    for (const ActivationProblem& problem : problems) {
         message += '\n';
-        message += problem;
+        message += problem.message;
     }
-    return fail(EINVAL, "{}", message);
+    return Error(EINVAL, std::move(message));
+}
+
+Result<void> verifyActivation(const Activation& activation, std::span<const SocketSpec> specs,
+                              VerifyMode mode) {
+    if (auto error = internal::activationError(internal::checkActivation(activation, specs, mode)))
+        return std::unexpected(std::move(*error));
+    return {};
 }
 
 Result<void> checkAcceptedSocket(int fd, const SocketSpec& spec, AcceptedPolicy policy,

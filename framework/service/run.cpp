@@ -5,6 +5,8 @@
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>
 
+#include <svckit/internal/refusal.hpp>
+
 #include <getopt.h>
 #include <sys/stat.h>
 
@@ -53,6 +55,17 @@ void printHelp(const ServiceSpec& spec, const CommandLine& own) {
         for (const Option& o : own.options)
             std::println("  {:<22} {}", optionLabel(o), o.help);
     }
+    std::println("\nEnvironment:");
+    std::println("  SVCKIT_VERIFY=strict|repair");
+    std::println(
+        "      How the socket-activated sockets are verified: 'strict' refuses to start when one lacks an");
+    std::println(
+        "      option its unit must set, 'repair' sets it with setsockopt() and warns (for systemd < 258,");
+    std::println(
+        "      which cannot set PassPIDFD= and AcceptFileDescriptors=). Unset: the service's default ({})",
+        spec.verifyMode == VerifyMode::Repair ? "repair" : "strict");
+    std::println("  SVCKIT_LOG_LEVEL=LEVEL");
+    std::println("      The least important messages logged: a name (emerg ... debug) or 0-7; default info");
     std::println("\nSockets (NAME for --listen=NAME=PATH):");
     for (const SocketSpec& s : spec.sockets)
         std::println("  {:<12} {} ({}{}, PassPIDFD={}, AcceptFileDescriptors={})", s.name, s.address,
@@ -278,7 +291,12 @@ int runMain(int argc, char** argv, const CommandLine& own,
     auto code = service->run(options);
     std::fflush(stdout);
     if (!code) {
-        logError("{}", code.error().message());
+        // A refusal the service recorded goes to the journal with its fields; any other error is a line.
+        auto refusal = internal::takeRefusal();
+        if (refusal && refusal->error.message() == code.error().message())
+            internal::logRefusal(*refusal);
+        else
+            logError("{}", code.error().message());
         return 1;
     }
     return *code;

@@ -13,7 +13,9 @@
 #include <svckit/log.hpp>
 #include <svckit/service.hpp>
 
+#include <svckit/internal/activation.hpp>
 #include <svckit/internal/fd_limits.hpp>
+#include <svckit/internal/refusal.hpp>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
@@ -400,8 +402,13 @@ Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& option
         return sockets;
     }
 
-    if (auto ok = verifyActivation(*activation, spec_.sockets, spec_.verifyMode); !ok)
-        return std::unexpected(ok.error());
+    if (auto problems = internal::checkActivation(*activation, spec_.sockets, spec_.verifyMode);
+        !problems.empty()) {
+        internal::Refusal refusal = internal::verificationRefusal(spec_, problems);
+        Error error = refusal.error;
+        internal::recordRefusal(std::move(refusal));
+        return std::unexpected(std::move(error));
+    }
     for (const SocketSpec& spec : spec_.sockets)
         for (ActivatedFd& fd : activation->take(spec.name))
             sockets.push_back({.spec = spec, .fd = std::move(fd.fd), .connected = !fd.info.listening});
@@ -413,10 +420,25 @@ Result<std::vector<Service::Acquired>> Service::acquire(const RunOptions& option
 Result<int> Service::run(const RunOptions& options) {
     if (runtime_)
         return fail(EBUSY, "The service is already running");
+    // Refusals an administrator reads in the journal (internal::logRefusal, from runMain): recorded with
+    // their kind and fields.
+    auto refuse = [this](internal::RefusalKind kind, Error error, std::vector<std::string> fields = {}) {
+        fields.insert(fields.begin(), "SVCKIT_SERVICE=" + spec_.name);
+        internal::recordRefusal({.kind = kind, .error = error, .fields = std::move(fields)});
+        return std::unexpected(std::move(error));
+    };
     if (setupError_)
-        return std::unexpected(setupError_->withContext("The service's declaration failed"));
+        return refuse(internal::RefusalKind::Declaration,
+                      setupError_->withContext("The service's declaration failed"));
     if (auto ok = checkEndpoints(); !ok)
-        return std::unexpected(ok.error());
+        return refuse(internal::RefusalKind::Declaration, ok.error());
+    // $SVCKIT_VERIFY: the verification mode an administrator chose in a drop-in overrides the spec's.
+    auto verifyMode = internal::verifyModeFromEnvironment(std::getenv("SVCKIT_VERIFY"));
+    if (!verifyMode)
+        return refuse(internal::RefusalKind::Environment, verifyMode.error(),
+                      {"SVCKIT_ENVIRONMENT=SVCKIT_VERIFY"});
+    if (*verifyMode)
+        spec_.verifyMode = **verifyMode;
     if (!options.checkOnly)
         fitCapsToFdLimit(spec_);
     auto sockets = acquire(options);

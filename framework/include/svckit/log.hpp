@@ -1,7 +1,9 @@
-// svckit/log.hpp — logging to stderr with sd-daemon "<N>" priority prefixes.
+// svckit/log.hpp — logging to stderr with sd-daemon "<N>" priority prefixes where a program reads them.
 //
-// Under systemd the journal reads the prefix as the message's priority. The threshold comes from
-// $SVCKIT_LOG_LEVEL (a number 0-7 or a name such as "debug"); the default is info. Library code logs at
+// Under systemd the journal reads the prefix as the message's priority. Lines carry it when stderr is the
+// journal's stream ($JOURNAL_STREAM names stderr's device and inode, sd-daemon(3)) or is not a terminal (a
+// pipe or a file keeps the priority for whoever reads it); on a terminal they are plain. The threshold comes
+// from $SVCKIT_LOG_LEVEL (a number 0-7 or a name such as "debug"); the default is info. Library code logs at
 // debug only; programs log their own errors once.
 #pragma once
 
@@ -16,7 +18,7 @@ enum class LogLevel { Emerg = 0, Alert, Crit, Err, Warning, Notice, Info, Debug 
 
 [[nodiscard]] SVCKIT_EXPORT bool logEnabled(LogLevel level) noexcept;
 SVCKIT_EXPORT void setLogLevel(LogLevel level) noexcept;
-// Writes "<N>line\n" for each line of the message to stderr, in a single write.
+// Writes "<N>line\n" for each line of the message to stderr ("line\n" on a terminal), in a single write.
 SVCKIT_EXPORT void logMessage(LogLevel level, std::string_view message) noexcept;
 
 template <typename... Args>

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -48,5 +49,21 @@ struct ListenEnvironment {
 // read buffer and splice the next one onto what was kept. EPROTOTYPE, naming the unit line to use, unless fd
 // is a SOCK_STREAM socket.
 [[nodiscard]] Result<void> requireVarlinkStream(int fd, const SocketSpec& spec);
+
+// One thing wrong with an activation, as verifyActivation() lists it: on a socket of the spec (`mismatch`
+// set) or an fd of a name the service does not have (`mismatch` empty, `socket` the fd's name).
+struct ActivationProblem {
+    std::string socket;               // the SocketSpec's (or the unknown fd's) name
+    std::optional<Mismatch> mismatch; // nullopt: the fd's name matches no spec
+    std::string message;              // one line
+};
+
+// verifyActivation() before it is worded: every problem with the specs they concern (Repair mode: repairs and
+// notes are logged as warnings here), so that a refusal can name the units and settings that fix them.
+[[nodiscard]] std::vector<ActivationProblem>
+checkActivation(const Activation& activation, std::span<const SocketSpec> specs, VerifyMode mode);
+// The Error verifyActivation() returns for these problems (EINVAL, one line each); nullopt when there is
+// none.
+[[nodiscard]] std::optional<Error> activationError(std::span<const ActivationProblem> problems);
 
 } // namespace svckit::internal
