@@ -6,11 +6,13 @@
 #include <svckit/service.hpp>
 
 #include <getopt.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <format>
+#include <fstream>
 #include <print>
 #include <string_view>
 
@@ -19,7 +21,7 @@ namespace svckit::detail {
 namespace {
 
 // getopt_long() values of the long-only standard flags and of the service's options (Own + index).
-enum : int { Version = 0x100, PrintUnits, Listen, Check, Own = 0x200 };
+enum : int { Version = 0x100, PrintUnits, BinDir, Flat, Listen, Check, Own = 0x200 };
 
 std::string optionLabel(const Option& o) {
     std::string label = o.shortName != 0 ? std::format("-{} --{}", o.shortName, o.name) : "   --" + o.name;
@@ -38,6 +40,10 @@ void printHelp(const ServiceSpec& spec, const CommandLine& own) {
     std::println("  -h --help              Show this help and exit");
     std::println("     --version           Show the version and exit");
     std::println("     --print-units[=DIR] Print the service's systemd units, or write them into DIR");
+    std::println("     --bindir=DIR        With --print-units: ExecStart= names DIR/{} (default /usr/bin)",
+                 spec.name);
+    std::println(
+        "     --flat              With --print-units=DIR: the D-Bus files in DIR too, not in DIR/dbus-1/");
     std::println("     --listen=PATH       Serve the first socket on PATH, without systemd");
     std::println(
         "     --listen=NAME=PATH  Serve socket NAME on PATH (repeatable); only the sockets given are served");
@@ -78,6 +84,40 @@ Result<void> addListen(const ServiceSpec& spec, const std::string& value, RunOpt
     return {};
 }
 
+// --bindir=DIR: where the installed binary is, for ExecStart= (a spec naming its executable keeps it).
+Result<ServiceSpec> withBindir(const ServiceSpec& spec, std::string dir) {
+    if (!dir.starts_with('/'))
+        return fail(EINVAL, "--bindir={}: needs an absolute path (ExecStart= takes one)", dir);
+    while (dir.size() > 1 && dir.ends_with('/'))
+        dir.pop_back();
+    ServiceSpec printed = spec;
+    if (printed.executable.empty())
+        printed.executable = dir == "/" ? "/" + spec.name : dir + "/" + spec.name;
+    return printed;
+}
+
+// --print-units=DIR --flat: every file straight in DIR (a build system's custom target knows its outputs by
+// name and installs each into its own directory). Two files of one name (a bus name spelt as the unit name)
+// refuse.
+Result<void> writeFlat(const ServiceSpec& spec, const std::string& directory) {
+    if (::mkdir(directory.c_str(), 0755) < 0 && errno != EEXIST)
+        return failErrno("Failed to create '{}'", directory);
+    std::vector<UnitFile> units = generateUnits(spec);
+    for (const UnitFile& unit : units)
+        if (std::ranges::count(units, unit.name, &UnitFile::name) > 1)
+            return fail(EEXIST, "--flat: two files are named '{}' (the bus name is the unit's name)",
+                        unit.name);
+    for (const UnitFile& unit : units) {
+        std::string path = directory + "/" + unit.name;
+        std::ofstream out(path, std::ios::trunc);
+        out << unit.text;
+        out.close();
+        if (!out)
+            return fail(EIO, "Failed to write '{}'", path);
+    }
+    return {};
+}
+
 } // namespace
 
 int runMain(int argc, char** argv, const CommandLine& own,
@@ -88,6 +128,8 @@ int runMain(int argc, char** argv, const CommandLine& own,
         {"help", no_argument, nullptr, 'h'},
         {"version", no_argument, nullptr, Version},
         {"print-units", optional_argument, nullptr, PrintUnits},
+        {"bindir", required_argument, nullptr, BinDir},
+        {"flat", no_argument, nullptr, Flat},
         {"listen", required_argument, nullptr, Listen},
         {"check", no_argument, nullptr, Check},
     };
@@ -115,6 +157,8 @@ int runMain(int argc, char** argv, const CommandLine& own,
     bool help = false;
     bool version = false;
     std::optional<std::optional<std::string>> printUnits;
+    std::optional<std::string> bindir;
+    bool flat = false;
     std::vector<std::string> listen;
     opterr = 0;
     optind = 0; // a full reset of GNU getopt's state
@@ -125,6 +169,10 @@ int runMain(int argc, char** argv, const CommandLine& own,
             version = true;
         } else if (c == PrintUnits) {
             printUnits = optarg != nullptr ? std::optional<std::string>(optarg) : std::nullopt;
+        } else if (c == BinDir) {
+            bindir = optarg;
+        } else if (c == Flat) {
+            flat = true;
         } else if (c == Listen) {
             listen.emplace_back(optarg);
         } else if (c == Check) {
@@ -185,13 +233,30 @@ int runMain(int argc, char** argv, const CommandLine& own,
         std::println("{} {}", spec.name, spec.version);
         return 0;
     }
+    if ((bindir || flat) && !printUnits) {
+        logError("--{} only goes with --print-units (see --help)", bindir ? "bindir" : "flat");
+        return 2;
+    }
+    if (flat && !*printUnits) {
+        logError("--flat needs --print-units=DIR (see --help)");
+        return 2;
+    }
     if (printUnits) {
+        ServiceSpec printed = spec;
+        if (bindir) {
+            auto withDir = withBindir(spec, *bindir);
+            if (!withDir) {
+                logError("{}", withDir.error().message());
+                return 2;
+            }
+            printed = std::move(*withDir);
+        }
         if (!*printUnits) {
-            for (const UnitFile& unit : generateUnits(spec))
+            for (const UnitFile& unit : generateUnits(printed))
                 std::print("# {}\n{}\n", unit.path(), unit.text);
             return 0;
         }
-        if (auto ok = writeUnits(spec, **printUnits); !ok) {
+        if (auto ok = flat ? writeFlat(printed, **printUnits) : writeUnits(printed, **printUnits); !ok) {
             logError("{}", ok.error().message());
             return 1;
         }
