@@ -238,8 +238,8 @@ Result<Project> describe(const NewOptions& options) {
         {"listenExample", listenExample},
         {"listenArguments", listenArguments},
         {"fdsBool", options.fds ? "true" : "false"},
-        {"acceptWords",
-         options.accept ? "Accept=yes: a process per connection" : "Accept=no: one process for all"},
+        {"acceptWords", options.accept ? "Accept=yes: one process per connection"
+                                       : "Accept=no: one process for all callers"},
         {"acceptSentence", options.accept
                                ? "`Accept=yes`: systemd starts one process per connection, which "
                                  "ends with it"

@@ -1,16 +1,17 @@
-// {{name}} — a svckit service that greets each caller and says who it is, as the kernel tells: the uid and
-// pid of the connection (SO_PEERCRED), the pid pinned by a pidfd (SO_PEERPIDFD), so that a reused pid can never
-// answer for the caller.
+// {{name}} — a svckit service that greets each caller and says who it is, as the kernel tells: the uid
+// and pid of the connection (SO_PEERCRED), the pid pinned by a pidfd (SO_PEERPIDFD), so that a reused pid
+// can never answer for the caller.
 //
-// Sockets (its systemd units are what `{{name}} --print-units` writes; meson builds and installs them):
+// Its sockets, {{acceptWords}} (its units are what `{{name}} --print-units` writes):
 {{#if varlink}}
-//   varlink  {{varlinkSocket}}  {{acceptWords}}, the interface {{interface}}
+//   varlink  {{varlinkSocket}}: the interface {{interface}}
 {{#end}}
 {{#if dbus}}
-//   dbus     {{dbusSocket}}  {{acceptWords}}, peer-to-peer D-Bus, {{busName}} at {{objectPath}}
+//   dbus     {{dbusSocket}}: peer-to-peer D-Bus, {{busName}} at {{objectPath}}
 {{#end}}
 //
-// Without systemd: `{{name}} --listen={{listenExample}}`; `{{name}} --help` lists the standard flags.
+// Without systemd: `{{name}} --listen={{listenExample}}`.
+// `{{name}} --help` lists the standard flags.
 #include <svckit/identity.hpp>
 #include <svckit/service.hpp>
 
@@ -45,8 +46,8 @@ namespace {
 namespace api = {{interfaceNamespace}};
 
 {{#end}}
-// The one declaration of the service: svckit serves these sockets, checks at start-up that systemd handed them
-// over with these options, and writes the units from it (--print-units).
+// The one declaration of the service: svckit serves these sockets, checks at start-up that systemd handed
+// them over with these options, and writes the units from it (--print-units).
 svckit::ServiceSpec serviceSpec() {
     return {
         .name = "{{name}}",
@@ -54,19 +55,22 @@ svckit::ServiceSpec serviceSpec() {
         .version = "0.1.0",
         .sockets =
             {
+                // name: FileDescriptorName=; accept: Accept=; passPidfd: PassPIDFD= (the caller's pidfd);
+                // acceptFileDescriptors: AcceptFileDescriptors=.
 {{#if varlink}}
-                svckit::SocketSpec{.name = "varlink", // FileDescriptorName=
+                svckit::SocketSpec{.name = "varlink",
                                    .address = "{{varlinkSocket}}",
 {{#if accept}}
-                                   .accept = true, // one process per connection
+                                   .accept = true,
 {{#end}}
-                                   .passPidfd = true, // PassPIDFD=yes: the caller's pidfd
+                                   .passPidfd = true,
                                    .acceptFileDescriptors = {{fdsBool}}},
 {{#end}}
 {{#if dbus}}
+                // Peer-to-peer D-Bus: no bus daemon, the callers connect to the service's own socket.
                 svckit::SocketSpec{.name = "dbus",
                                    .address = "{{dbusSocket}}",
-                                   .protocol = svckit::Protocol::DBus, // peer-to-peer D-Bus, no bus daemon
+                                   .protocol = svckit::Protocol::DBus,
 {{#if accept}}
                                    .accept = true,
 {{#end}}
@@ -147,10 +151,12 @@ public:
         // method's are closed.
         addVarlink(interface({.Inspect = {.acceptFds = true}}));
 {{#else}}
+        // The handlers of the interface are the methods below.
         addVarlink(interface());
 {{#end}}
 {{#end}}
 {{#if dbus}}
+        // One {{className}}Object per D-Bus connection, at this path.
         addDBus<{{className}}Object>("{{objectPath}}", {});
 {{#end}}
     }

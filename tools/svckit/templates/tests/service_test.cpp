@@ -135,8 +135,8 @@ public:
     {{className}}Proxy& operator=(const {{className}}Proxy&) = delete;
 };
 
-// Connects once the service accepts connections. (The socket is probed with a plain connect() first: sdbus-c++
-// throws when it cannot connect.)
+// Connects once the service accepts connections. (The socket is probed with a plain connect() first:
+// sdbus-c++ throws when it cannot connect.)
 std::unique_ptr<{{className}}Proxy> connectDBus(const std::string& path) {
     bool listening = within(20s, [&] {
         int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -165,7 +165,8 @@ protected:
 {{#if dbus}}
     std::string dbusPath_ = dir_.path() + "/dbus.sock";
 {{#end}}
-    ServiceProcess service_{std::vector<std::string>{{{listenArguments}}}};
+    std::vector<std::string> arguments_{{{listenArguments}}};
+    ServiceProcess service_{arguments_};
 };
 {{#if varlink}}
 
@@ -179,7 +180,8 @@ TEST_F({{className}}Test, VarlinkHelloGreetsTheCallerByItsUidAndPid) {
     ASSERT_TRUE(*reply) << "error reply " << reply->error().name();
     EXPECT_EQ((*reply)->uid, static_cast<int64_t>(::getuid()));
     EXPECT_EQ((*reply)->pid, static_cast<int64_t>(::getpid()));
-    EXPECT_EQ((*reply)->greeting, std::format("Hello, test! You are uid {}, pid {}.", ::getuid(), ::getpid()));
+    std::string expected = std::format("Hello, test! You are uid {}, pid {}.", ::getuid(), ::getpid());
+    EXPECT_EQ((*reply)->greeting, expected);
 }
 {{#if fds}}
 
@@ -215,7 +217,8 @@ TEST_F({{className}}Test, DBusHelloGreetsTheCallerByItsUidAndPid) {
     auto [greeting, uid, pid] = proxy->Hello("test");
     EXPECT_EQ(uid, ::getuid());
     EXPECT_EQ(pid, static_cast<uint32_t>(::getpid()));
-    EXPECT_EQ(greeting, std::format("Hello, test! You are uid {}, pid {}.", ::getuid(), ::getpid()));
+    std::string expected = std::format("Hello, test! You are uid {}, pid {}.", ::getuid(), ::getpid());
+    EXPECT_EQ(greeting, expected);
 }
 {{#if fds}}
 
