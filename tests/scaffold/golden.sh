@@ -41,4 +41,20 @@ for v in "${variants[@]}"; do
     "$svckit" new ${v#*|} --dir "$tmp/$name-again" >/dev/null 2>&1
     check "$name: a second run writes the same bytes" diff -r "$tmp/$name" "$tmp/$name-again"
 done
+
+# The command line: help, a refused name and a refused directory (exit 1, the rule named, nothing written).
+out=$("$svckit" new --help 2>&1)
+exits "svckit new --help succeeds" "$?" 0 "$out"
+contains "...and explains the variants" "$out" "--both            both, from one process"
+out=$(cd "$tmp" && "$svckit" new 2fa 2>&1)
+exits "svckit new 2fa fails" "$?" 1 "$out"
+equals "...naming the rule" "$out" "svckit new: Invalid service name '2fa': it must start with a letter (a C++ class name is made of it)"
+check "...and writes nothing" test ! -e "$tmp/2fa"
+mkdir "$tmp/taken" && echo keep >"$tmp/taken/mine"
+out=$("$svckit" new hello --dir "$tmp/taken" 2>&1)
+exits "svckit new into a non-empty directory fails" "$?" 1 "$out"
+contains "...saying why" "$out" "the directory is not empty"
+equals "...and writes nothing there" "$(ls "$tmp/taken")" "mine"
+out=$("$svckit" new hello --bogus 2>&1)
+exits "an unknown option is a usage error" "$?" 2 "$out"
 summary
