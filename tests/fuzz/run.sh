@@ -22,8 +22,14 @@ dev/root run sh -c 'command -v clang++ >/dev/null' || skip "no clang++ in the de
 # Configured once, with clang (the normal build is gcc's and stays as it is).
 out=$(dev/root run env CC=clang CXX=clang++ sh -c '
     dir=$1
+    # A directory configured while tests was a boolean option: meson cannot reconfigure an option that changed
+    # type, so it is set up afresh (ninja keeps its objects).
+    if [ -f "$dir/build.ninja" ] &&
+        ! meson introspect "$dir" --buildoptions | grep -q "\"name\": \"tests\", \"value\": \"disabled\""; then
+        mv "$dir/meson-private/coredata.dat" "$dir/meson-private/coredata.dat.old" && rm -f "$dir/build.ninja"
+    fi
     if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" -Dfuzz=true -Dtests=false -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+        meson setup "$dir" -Dfuzz=true -Dtests=disabled -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false || exit 1
     fi
     meson compile -C "$dir"' sh "$dir" 2>&1) || bail "the fuzz targets build ($dir)" "$out"
 

@@ -4,10 +4,11 @@
 # (its modules and templates found beside it, not in the source tree) and generating code that compiles against
 # the staged headers; with -Dexamples=true the examples' units in the unit directory with ExecStart= in bindir,
 # and without it no example and no unit. A service's --bindir and --flat (the build-time units of a consumer).
-#   install_layout.sh BUILD_DIR SOURCE_DIR EXAMPLES(true|false) UNIT_DIR EXAMPLE_BINARY BUS_SERVICE_BINARY CXX...
+#   install_layout.sh BUILD_DIR SOURCE_DIR EXAMPLES(true|false) UNIT_DIR EXAMPLE_BINARY BUS_SERVICE_BINARY
+#       BUS_SERVICE_BUILT_UNIT CXX...
 set -u
-build=$1 source=$2 examples=$3 unitdir=$4 example=$5 bus_service=$6
-shift 6
+build=$1 source=$2 examples=$3 unitdir=$4 example=$5 bus_service=$6 built=$(dirname "$7")
+shift 7
 cxx=("$@")
 check_name=install_layout
 . "$(dirname "$0")/../lib/check.sh"
@@ -94,4 +95,10 @@ equals "...every file straight in DIR (unit, D-Bus activation file, bus policy)"
     "./org.svckit.test.BusProbe1.conf
 ./org.svckit.test.BusProbe1.service
 ./svckit-e2e-dbus-bus.service"
+# The build's custom target (tests/e2e/dbus_bus_service/meson.build) made the same files as the layout installed.
+"$bus_service" --print-units="$work/tree" >/dev/null 2>&1
+for f in svckit-e2e-dbus-bus.service dbus-1/system-services/org.svckit.test.BusProbe1.service \
+    dbus-1/system.d/org.svckit.test.BusProbe1.conf; do
+    check "the build's flat $(basename "$f") is --print-units=DIR's $f" cmp "$built/$(basename "$f")" "$work/tree/$f"
+done
 summary
