@@ -26,7 +26,7 @@ std::string messageOf(const Result<T>& result) {
 }
 
 TEST(ScaffoldServiceName, AcceptsUnitNamePrefixesThatStartWithALetter) {
-    for (std::string_view name : {"hello", "my-greeter", "a", "Svc_2.x:y", "org.example.thing"})
+    for (std::string_view name : {"hello", "my-greeter", "a", "Svc_2.x-y", "org.example.thing"})
         EXPECT_TRUE(checkServiceName(name)) << name << ": " << messageOf(checkServiceName(name));
 }
 
@@ -38,16 +38,21 @@ TEST(ScaffoldServiceName, RefusesCharactersOutsideUnitNames) {
     EXPECT_EQ(
         messageOf(checkServiceName("my greeter")),
         "Invalid service name 'my greeter': ' ' is not allowed in a unit name (only letters, digits and "
-        "\":_.-\")");
+        "\"_.-\")");
     EXPECT_EQ(
         messageOf(checkServiceName("a@b")),
-        "Invalid service name 'a@b': '@' is not allowed in a unit name (only letters, digits and \":_.-\")");
+        "Invalid service name 'a@b': '@' is not allowed in a unit name (only letters, digits and \"_.-\")");
     EXPECT_EQ(
         messageOf(checkServiceName("a/b")),
-        "Invalid service name 'a/b': '/' is not allowed in a unit name (only letters, digits and \":_.-\")");
+        "Invalid service name 'a/b': '/' is not allowed in a unit name (only letters, digits and \"_.-\")");
     EXPECT_EQ(messageOf(checkServiceName("a\\x2db")),
               "Invalid service name 'a\\x2db': '\\' is not allowed in a unit name (only letters, digits and "
-              "\":_.-\")");
+              "\"_.-\")");
+}
+
+TEST(ScaffoldServiceName, RefusesAColonThatMesonRefusesInProjectNames) {
+    EXPECT_EQ(messageOf(checkServiceName("a:b")),
+              "Invalid service name 'a:b': ':' is allowed in unit names but not in meson project names");
 }
 
 TEST(ScaffoldServiceName, RefusesANameThatDoesNotStartWithALetter) {

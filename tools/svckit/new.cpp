@@ -290,7 +290,7 @@ running without systemd, installing, enabling, calling, overriding and removing 
 a name is invalid or DIR is not empty.
 
   NAME              the service's name: its binary and units (NAME.socket, NAME.service); letters, digits
-                    and ":_.-", starting with a letter, at most 92 characters
+                    and "_.-", starting with a letter, at most 92 characters
   --varlink         serve a varlink interface on /run/NAME.sock (the default)
   --dbus            serve D-Bus, peer-to-peer on its own socket /run/NAME-dbus.sock (no bus daemon)
   --both            both, from one process
@@ -323,12 +323,18 @@ Result<void> checkServiceName(std::string_view name) {
         if (name.ends_with(suffix))
             return fail(EINVAL, "Invalid service name '{}': it is the prefix of the unit names, without '{}'",
                         name, suffix);
-    for (char c : name)
-        if (!isAlnum(c) && c != ':' && c != '_' && c != '.' && c != '-')
+    for (char c : name) {
+        if (c == ':')
+            return fail(
+                EINVAL,
+                "Invalid service name '{}': ':' is allowed in unit names but not in meson project names",
+                name);
+        if (!isAlnum(c) && c != '_' && c != '.' && c != '-')
             return fail(EINVAL,
                         "Invalid service name '{}': '{}' is not allowed in a unit name (only letters, digits "
-                        "and \":_.-\")",
+                        "and \"_.-\")",
                         name, c);
+    }
     if (!isLetter(name.front()))
         return fail(EINVAL,
                     "Invalid service name '{}': it must start with a letter (a C++ class name is made of it)",

@@ -22,9 +22,9 @@ namespace svckit::tool {
 // --- names (each error message names the rule that failed)
 
 // NAME: the prefix of the service's unit names and its binary's name. A valid systemd unit name prefix of
-// letters, digits and ":_.-", starting with a letter (a C++ class name is derived from it), at most
-// kMaxServiceName characters (its longest socket path, /run/NAME-dbus.sock, must fit in sun_path), not ending
-// in ".service" or ".socket".
+// letters, digits and "_.-" (':', valid in unit names, is not in meson project names), starting with a letter
+// (a C++ class name is derived from it), at most kMaxServiceName characters (its longest socket path,
+// /run/NAME-dbus.sock, must fit in sun_path), not ending in ".service" or ".socket".
 inline constexpr size_t kMaxServiceName = 92;
 [[nodiscard]] Result<void> checkServiceName(std::string_view name);
 // A varlink interface name (varlink.org, UAPI.20): reverse-domain, at least two dot-separated labels of
