@@ -53,6 +53,7 @@ for v in "${variants[@]}"; do
     fi
     out=$(dev/root run "${staged[@]}" meson compile -C "$work/$name/build" 2>&1)
     exits "$name: it builds" "$?" 0 "$out"
+    lacks "$name: ...without a warning (warning_level=3)" "$out" "warning:"
     out=$(dev/root run "${staged[@]}" meson test -C "$work/$name/build" --print-errorlogs 2>&1)
     exits "$name: its own test passes (meson test)" "$?" 0 "$out"
     contains "$name: ...and ran" "$out" "Ok:                1"

@@ -105,6 +105,7 @@ auto within(std::chrono::seconds limit, Attempt attempt) {
         std::this_thread::sleep_for(10ms);
     }
 }
+{{#if fds}}
 
 // A regular file of `size` bytes, open for reading (unlinked at once).
 int openFileOfSize(const std::string& directory, size_t size) {
@@ -120,6 +121,7 @@ int openFileOfSize(const std::string& directory, size_t size) {
     }
     return fd;
 }
+{{#end}}
 {{#if dbus}}
 
 // A client of the generated proxy on a direct (peer-to-peer) connection of its own.

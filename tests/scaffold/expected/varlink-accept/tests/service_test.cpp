@@ -94,21 +94,6 @@ auto within(std::chrono::seconds limit, Attempt attempt) {
     }
 }
 
-// A regular file of `size` bytes, open for reading (unlinked at once).
-int openFileOfSize(const std::string& directory, size_t size) {
-    std::string path = directory + "/data";
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        std::string data(size, 'x');
-        if (::write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size())) {
-            ::close(fd);
-            fd = -1;
-        }
-        ::unlink(path.c_str());
-    }
-    return fd;
-}
-
 class HelloTest : public ::testing::Test {
 protected:
     void SetUp() override { ASSERT_TRUE(service_.started()) << "SERVICE_BINARY is not set"; }
