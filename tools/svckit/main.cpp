@@ -1,5 +1,6 @@
 // tools/svckit/main.cpp — the `svckit` command line: dispatches to the subcommands.
 #include "activate.hpp"
+#include "new.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -23,6 +24,9 @@ Commands:
   activate [--socket FILE.socket]... [--] COMMAND [ARGS...]
                   run COMMAND socket-activated with the sockets of the .socket units, applying
                   their options as systemd >= 258 does (see 'svckit activate --help')
+  new NAME [--varlink|--dbus|--both] [--accept] [--fds] [--dir DIR]
+                  write a new service project into DIR (default ./NAME): meson.build, interface,
+                  Service subclass, test, README (see 'svckit new --help')
   help [COMMAND]  show this help, or the help of COMMAND
 
 Options:
@@ -55,6 +59,8 @@ int main(int argc, char** argv) {
     if (command == "help" || command == "--help" || command == "-h") {
         if (command == "help" && args.size() > 1 && args[1] == "activate")
             std::print("{}", svckit::tool::activateUsage());
+        else if (command == "help" && args.size() > 1 && args[1] == "new")
+            std::print("{}", svckit::tool::newUsage());
         else
             std::print("{}", kUsage);
         return 0;
@@ -72,6 +78,16 @@ int main(int argc, char** argv) {
             return 0;
         }
         return svckit::tool::runActivate(request->options);
+    }
+    if (command == "new") {
+        auto request = svckit::tool::parseNewArguments(std::span(args).subspan(1));
+        if (!request)
+            return usageError("svckit new", request.error().message(), svckit::tool::newUsage());
+        if (request->help) {
+            std::print("{}", svckit::tool::newUsage());
+            return 0;
+        }
+        return svckit::tool::runNew(request->options);
     }
     return usageError("svckit", std::format("unknown command '{}'", command), kUsage);
 }
