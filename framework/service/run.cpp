@@ -187,11 +187,11 @@ int runMain(int argc, char** argv, const CommandLine& own,
     }
     if (printUnits) {
         if (!*printUnits) {
-            for (const UnitFile& unit : generateUnits(spec))
+            for (const UnitFile& unit : generateUnits(spec, service->unitOptions()))
                 std::print("# {}\n{}\n", unit.path(), unit.text);
             return 0;
         }
-        if (auto ok = writeUnits(spec, **printUnits); !ok) {
+        if (auto ok = writeUnits(spec, **printUnits, service->unitOptions()); !ok) {
             logError("{}", ok.error().message());
             return 1;
         }
