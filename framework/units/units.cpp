@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <format>
 #include <fstream>
 #include <string_view>
@@ -38,6 +39,23 @@ std::string socketUnitName(const ServiceSpec& spec, const SocketSpec& socket, bo
 
 bool onBus(const ServiceSpec& spec) {
     return !spec.bus.name.empty();
+}
+
+// An exit-on-idle service is started again by the first caller after every quiet spell: under bursty callers
+// systemd's default start limit (5 starts in 10 s) would fail it, then its sockets, resetting the callers
+// waiting in their queues. Each run of such a service lasts at least exitOnIdle, so in 10 s it cannot be
+// started more than 10 s / exitOnIdle + 1 times: the burst allows that many, plus systemd's own 5 for
+// failures. A service that fails at once (a socket it refuses, with a caller left in the queue that triggers
+// it again) is still stopped by the limit, as systemd would stop it, rather than started again forever.
+std::string startLimitLines(const ServiceSpec& spec) {
+    if (spec.exitOnIdle.count() <= 0)
+        return {};
+    constexpr std::chrono::milliseconds interval = std::chrono::seconds(10);
+    constexpr unsigned systemdBurst = 5;
+    auto runs = static_cast<unsigned long long>(interval / spec.exitOnIdle) + 1;
+    return std::format("StartLimitIntervalSec={}s\nStartLimitBurst={}\n",
+                       std::chrono::duration_cast<std::chrono::seconds>(interval).count(),
+                       runs + systemdBurst);
 }
 
 // Who the service runs as (Hardening::user): empty means a dynamic user, or the bus owner in bus mode (the
@@ -314,11 +332,7 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec, const UnitOptions& 
             list += (list.empty() ? "" : " ") + s;
         if (!list.empty())
             text += std::format("Requires={}\nAfter={}\n", list, list);
-        // An exit-on-idle service is started again for every burst of callers after a quiet spell: systemd's
-        // default start limit (5 starts in 10 s) would fail it, then its sockets, resetting waiting callers.
-        // Its sockets' trigger and poll limits (20 and 15 per 2 s) still bound a service failing in a loop.
-        if (spec.exitOnIdle.count() > 0)
-            text += "StartLimitIntervalSec=0\n";
+        text += startLimitLines(spec);
         text += "\n" + serviceSection(spec, true);
         // As systemd's own bus services: `systemctl enable` adds the dbus-NAME.service alias.
         if (onBus(spec))

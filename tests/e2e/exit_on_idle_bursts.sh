@@ -3,8 +3,8 @@
 # root's container). svckit-example-calc, started with --exit-on-idle=500 (a drop-in), gets 50 bursts of 8
 # concurrent varlinkctl calls, exiting on idle between bursts (the script waits for it to be inactive): every
 # call is answered, none is reset, the socket stays active, and systemd started the service once per burst,
-# never restarting it. First the same load against systemd's default start limit (5 starts in 10 s, what the
-# generated unit lifts with StartLimitIntervalSec=0): the service hits it, and its socket fails with it.
+# never restarting it. First the same load against systemd's default start limit (5 starts in 10 s, which the
+# generated unit raises to what exit-on-idle can reach): the service hits it, and its socket fails with it.
 #   tests/e2e/exit_on_idle_bursts.sh [BUILD_DIR]   (built in the dev root with --prefix=/usr; default build/root)
 set -u
 cd "$(dirname "$0")/../.."
@@ -54,11 +54,15 @@ run_bursts() { c bash -c "$burst_script" _ "$1" "$clients" "$2" "$unit" "$socket
 logged() { c sh -c 'journalctl -b -q -o cat _SYSTEMD_UNIT="$1" | grep -cF -- "$2"' _ "$unit.service" "$1"; }
 
 check "the build installs into the container" c sh -c "meson install -C /src/$build --no-rebuild --quiet >/dev/null && ldconfig"
+# The units of the spec with a 500 ms exit-on-idle (in /run, before the installed ones), and a drop-in that
+# starts the service with it.
+check "the units of calc with --exit-on-idle=500 are written into /run/systemd/system" \
+    c "$unit" --exit-on-idle=500 --print-units=/run/systemd/system
 check "a drop-in starts the service with --exit-on-idle=500" c sh -c "mkdir -p /run/systemd/system/$unit.service.d &&
     printf '[Service]\nExecStart=\nExecStart=/usr/bin/$unit --exit-on-idle=500\n' >/run/systemd/system/$unit.service.d/50-idle.conf &&
     systemctl daemon-reload"
-equals "the generated unit lifts the start limit (StartLimitIntervalUSec)" \
-    "$(c systemctl show -P StartLimitIntervalUSec $unit.service)" 0
+equals "the generated unit raises the start limit to 10 s / 500 ms + 6 starts in 10 s" \
+    "$(c systemctl show -P StartLimitBurst $unit.service) $(c systemctl show -P StartLimitIntervalUSec $unit.service)" "26 10s"
 
 # --- systemd's default start limit, as the unit had it before: the bursts take the service and its socket down
 c sh -c "printf '[Unit]\nStartLimitIntervalSec=10s\nStartLimitBurst=5\n' >/run/systemd/system/$unit.service.d/60-default-limit.conf &&

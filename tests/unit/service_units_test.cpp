@@ -220,14 +220,17 @@ TEST(ServiceUnits, HardeningDisabledWritesNoSandboxButTheExtraLines) {
     EXPECT_TRUE(has(service, "ProtectSystem=full"));
 }
 
-TEST(ServiceUnits, AnExitOnIdleServiceHasNoStartLimit) {
+TEST(ServiceUnits, AnExitOnIdleServiceMayStartAsOftenAsItCanExitOnIdleAndFiveTimesMore) {
     ServiceSpec spec = oneSocket();
-    spec.exitOnIdle = 1s;
+    spec.exitOnIdle = 500ms;
     auto units = generateUnits(spec);
     const UnitFile* service = find(units, "demo.service");
-    EXPECT_TRUE(has(service, "StartLimitIntervalSec=0"));
-    EXPECT_LT(service->text.find("StartLimitIntervalSec=0"), service->text.find("[Service]"))
-        << "a [Unit] setting";
+    EXPECT_TRUE(has(service, "StartLimitIntervalSec=10s"));
+    EXPECT_TRUE(has(service, "StartLimitBurst=26")) << "10 s / 500 ms + 1 runs, and systemd's 5";
+    EXPECT_LT(service->text.find("StartLimitBurst="), service->text.find("[Service]")) << "a [Unit] setting";
+    spec.exitOnIdle = 60s;
+    units = generateUnits(spec);
+    EXPECT_TRUE(has(find(units, "demo.service"), "StartLimitBurst=6"));
 }
 
 TEST(ServiceUnits, TheFirstVarlinkSocketRegistersEveryDeclaredInterface) {

@@ -112,9 +112,9 @@ struct ServiceSpec {
     std::string executable{};    // ExecStart= binary; default /usr/bin/<name>
     std::vector<SocketSpec> sockets;
     // After this long with no connection the service exits (STOPPING=1 first); systemd starts it again on the
-    // next connection. Zero: never. With it, the generated .service sets StartLimitIntervalSec=0: every start
-    // is wanted, and systemd's default start limit (5 in 10 s) would otherwise fail the service, and its
-    // socket with it, under bursty callers (docs/service.md).
+    // next connection. Zero: never. With it, the generated .service raises systemd's start limit (5 starts
+    // in 10 s, which bursty callers would hit, failing the service and its socket) to StartLimitBurst=
+    // 10 s / exitOnIdle + 6: what the service cannot reach by exiting on idle (docs/service.md).
     std::chrono::milliseconds exitOnIdle{0};
     // WatchdogSec= in the .service unit (zero: none). Pings are sent whenever systemd sets WATCHDOG_USEC.
     std::chrono::milliseconds watchdog{0};
