@@ -50,10 +50,14 @@ svckit::ServiceSpec benchSpec(unsigned maxConnections) {
         .name = "svckit-example-bench",
         .description = "svckit example: the org.example.bench interface, for benchmarks",
         .version = "0.1.0",
+        .documentation = "file:///usr/share/doc/svckit/examples.md",
         .sockets = {SocketSpec{.name = "varlink",
                                .address = "/run/svckit-example-bench.sock",
                                .passPidfd = true,
                                .acceptFileDescriptors = false}},
+        // pings from the loop at half this interval; a loop stuck for 30 s gets the service killed
+        .watchdog = std::chrono::seconds(30),
+        // the sandbox's defaults (docs/security.md): it reads nothing of its callers but their messages
     };
     if (maxConnections != 0)
         spec.varlink.maxConnections = maxConnections;

@@ -24,6 +24,7 @@
 #include "io.svckit.example.Calc.varlink.hpp"
 #include "org.svckit.example.Calc1_adaptor.h"
 
+#include <charconv>
 #include <chrono>
 #include <fcntl.h>
 #include <format>
@@ -43,11 +44,12 @@ using svckit::varlink::ErrorReply;
 
 constexpr const char* objectPath = "/org/svckit/example/Calc1";
 
-svckit::ServiceSpec calcSpec() {
+svckit::ServiceSpec calcSpec(std::chrono::milliseconds exitOnIdle) {
     return {
         .name = "svckit-example-calc",
         .description = "svckit example: a calculator over varlink and D-Bus",
         .version = "0.1.0",
+        .documentation = "file:///usr/share/doc/svckit/examples.md",
         .sockets = {svckit::SocketSpec{.name = "varlink",
                                        .address = "/run/svckit-example-calc.sock",
                                        .passPidfd = true,
@@ -58,12 +60,18 @@ svckit::ServiceSpec calcSpec() {
                                        .protocol = svckit::Protocol::DBus,
                                        .passPidfd = true,
                                        .acceptFileDescriptors = true}},
-        // Nothing to keep between calls: after a minute without callers the process goes away and the socket
-        // starts it again on the next connection.
-        .exitOnIdle = std::chrono::seconds(60),
+        // Nothing to keep between calls: after a minute without callers (--exit-on-idle=MS) the process goes
+        // away and the socket starts it again on the next connection (the unit lifts systemd's start limit).
+        .exitOnIdle = exitOnIdle,
+        // svckit pings from its loop at half this interval; a loop stuck for 30 s gets the service killed.
+        .watchdog = std::chrono::seconds(30),
         // On peer-to-peer connections the service's signals carry this sender: proxies made with the
         // destination org.svckit.example.Calc1 receive them.
         .dbus = {.name = "org.svckit.example.Calc1"},
+        // The sandbox's defaults (docs/security.md), but with other users' processes visible in /proc:
+        // Caller answers the calling process's cgroup, read through its pidfd. No capability: the exe of
+        // another user's process is not needed here.
+        .hardening = {.peerProcesses = svckit::PeerProcesses::Visible},
     };
 }
 
@@ -242,7 +250,27 @@ private:
 
 class Calc : public svckit::Service, private calc::Server {
 public:
-    Calc() : Service(calcSpec()) {
+    struct Options {
+        std::chrono::milliseconds exitOnIdle = std::chrono::seconds(60);
+    };
+
+    // --exit-on-idle=MS (tests/e2e/exit_on_idle_bursts.sh starts it with a short one).
+    static svckit::CommandLine commandLine(Options& values) {
+        return {.options = {
+                    {.name = "exit-on-idle",
+                     .argument = "MS",
+                     .help = "Exit after MS milliseconds without a connection (default 60000; 0: never)",
+                     .set = [&values](std::string_view ms) -> svckit::Result<void> {
+                         int64_t value = -1;
+                         auto [end, ec] = std::from_chars(ms.data(), ms.data() + ms.size(), value);
+                         if (ec != std::errc() || end != ms.data() + ms.size() || value < 0)
+                             return svckit::fail(EINVAL, "MS must be a number of milliseconds, not '{}'", ms);
+                         values.exitOnIdle = std::chrono::milliseconds(value);
+                         return {};
+                     }}}};
+    }
+
+    explicit Calc(const Options& options) : Service(calcSpec(options.exitOnIdle)) {
         // Fibonacci requires `more`: its doc comment in the .varlink file says so ([Requires 'more' flag]).
         addVarlink(interface({.SumFile = {.acceptFds = true}}));
         addDBus<CalcObject>(objectPath, {.methods = {{"Reset", svckit::Policy::rootOnly()}}}, &calculator_,

@@ -32,7 +32,17 @@ svckit::ServiceSpec identitySpec() {
         .name = "svckit-example-identity",
         .description = "svckit example: tells each varlink caller who it is",
         .version = "0.1.0",
+        .documentation = "file:///usr/share/doc/svckit/examples.md",
         .sockets = {varlink, accept},
+        // svckit pings from its loop at half this interval; a loop stuck for 30 s gets the service killed.
+        .watchdog = std::chrono::seconds(30),
+        // The sandbox's defaults (docs/security.md), with one privilege: Whoami names the caller's program,
+        // /proc/PID/exe, which the kernel shows another user's process only to a holder of CAP_SYS_PTRACE
+        // (ptrace access mode READ). The service runs as a dynamic user, so every caller but itself is
+        // "another user", root included. PeerProcesses::Readable grants CAP_SYS_PTRACE (bounding and ambient)
+        // and nothing else; the ptrace() syscall itself stays filtered out. Without it Whoami still answers
+        // uid, pid, cgroup and comm, and leaves exe out.
+        .hardening = {.peerProcesses = svckit::PeerProcesses::Readable},
     };
 }
 

@@ -47,8 +47,15 @@ ServiceSpec peercredSpec(VerifyMode mode) {
     return {.name = "svckit-example-peercred",
             .description = "svckit example: tells each caller who it is, without varlink",
             .version = "0.1.0",
+            .documentation = "file:///usr/share/doc/svckit/examples.md",
             .sockets = {identity, seqpacket, accept},
-            .verifyMode = mode};
+            // pings from the loop at half this interval; a loop stuck for 30 s gets the service killed
+            .watchdog = std::chrono::seconds(30),
+            .verifyMode = mode,
+            // The sandbox's defaults (docs/security.md) and CAP_SYS_PTRACE: each answer carries the caller's
+            // exe, /proc/PID/exe, readable of another user's process (every caller: the service runs as a
+            // dynamic user) only with that capability. The ptrace() syscall itself stays filtered out.
+            .hardening = {.peerProcesses = PeerProcesses::Readable}};
 }
 
 std::string jsonString(std::string_view s) {

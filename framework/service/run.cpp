@@ -112,10 +112,10 @@ Result<ServiceSpec> withBindir(const ServiceSpec& spec, std::string dir) {
 // --print-units=DIR --flat: every file straight in DIR (a build system's custom target knows its outputs by
 // name and installs each into its own directory). Two files of one name (a bus name spelt as the unit name)
 // refuse.
-Result<void> writeFlat(const ServiceSpec& spec, const std::string& directory) {
+Result<void> writeFlat(const ServiceSpec& spec, const std::string& directory, const UnitOptions& options) {
     if (::mkdir(directory.c_str(), 0755) < 0 && errno != EEXIST)
         return failErrno("Failed to create '{}'", directory);
-    std::vector<UnitFile> units = generateUnits(spec);
+    std::vector<UnitFile> units = generateUnits(spec, options);
     for (const UnitFile& unit : units)
         if (std::ranges::count(units, unit.name, &UnitFile::name) > 1)
             return fail(EEXIST, "--flat: two files are named '{}' (the bus name is the unit's name)",
@@ -265,11 +265,13 @@ int runMain(int argc, char** argv, const CommandLine& own,
             printed = std::move(*withDir);
         }
         if (!*printUnits) {
-            for (const UnitFile& unit : generateUnits(printed))
+            for (const UnitFile& unit : generateUnits(printed, service->unitOptions()))
                 std::print("# {}\n{}\n", unit.path(), unit.text);
             return 0;
         }
-        if (auto ok = flat ? writeFlat(printed, **printUnits) : writeUnits(printed, **printUnits); !ok) {
+        if (auto ok = flat ? writeFlat(printed, **printUnits, service->unitOptions())
+                           : writeUnits(printed, **printUnits, service->unitOptions());
+            !ok) {
             logError("{}", ok.error().message());
             return 1;
         }

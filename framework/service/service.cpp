@@ -126,6 +126,13 @@ struct Service::Runtime {
 Service::Service(ServiceSpec spec) : spec_(std::move(spec)) {}
 Service::~Service() = default;
 
+UnitOptions Service::unitOptions() const {
+    UnitOptions options;
+    for (const varlink::Interface& interface : interfaces_)
+        options.varlinkInterfaces.push_back(interface.name);
+    return options;
+}
+
 void Service::addVarlink(varlink::Interface interface) {
     std::optional<Error> error;
     if (runtime_)

@@ -7,7 +7,9 @@
 
 #include <svckit/internal/fd_limits.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <format>
 #include <fstream>
 #include <string_view>
@@ -39,17 +41,97 @@ bool onBus(const ServiceSpec& spec) {
     return !spec.bus.name.empty();
 }
 
+// An exit-on-idle service is started again by the first caller after every quiet spell: under bursty callers
+// systemd's default start limit (5 starts in 10 s) would fail it, then its sockets, resetting the callers
+// waiting in their queues. Each run of such a service lasts at least exitOnIdle, so in 10 s it cannot be
+// started more than 10 s / exitOnIdle + 1 times: the burst allows that many, plus systemd's own 5 for
+// failures. A service that fails at once (a socket it refuses, with a caller left in the queue that triggers
+// it again) is still stopped by the limit, as systemd would stop it, rather than started again forever.
+std::string startLimitLines(const ServiceSpec& spec) {
+    if (spec.exitOnIdle.count() <= 0)
+        return {};
+    constexpr std::chrono::milliseconds interval = std::chrono::seconds(10);
+    constexpr unsigned systemdBurst = 5;
+    auto runs = static_cast<unsigned long long>(interval / spec.exitOnIdle) + 1;
+    return std::format("StartLimitIntervalSec={}s\nStartLimitBurst={}\n",
+                       std::chrono::duration_cast<std::chrono::seconds>(interval).count(),
+                       runs + systemdBurst);
+}
+
+// Who the service runs as (Hardening::user): empty means a dynamic user, or the bus owner in bus mode (the
+// one user the bus policy lets own the name). "root" (or an empty bus owner) gives no User= line.
+std::string runAs(const ServiceSpec& spec) {
+    if (!spec.hardening.user.empty())
+        return spec.hardening.user;
+    if (onBus(spec))
+        return spec.bus.owner.empty() ? "root" : spec.bus.owner;
+    return spec.hardening.enabled ? "" : "root";
+}
+
+std::string joined(const std::vector<std::string>& words) {
+    std::string out;
+    for (const std::string& w : words)
+        out += (out.empty() ? "" : " ") + w;
+    return out;
+}
+
+// The sandbox (docs/security.md has a line per setting: why, and what it costs). Each is a default the spec
+// changes through Hardening, or overrides with a later line in Hardening::extraServiceLines.
+std::string sandboxLines(const ServiceSpec& spec, const std::string& user) {
+    const Hardening& h = spec.hardening;
+    std::vector<std::string> capabilities = h.capabilities;
+    if (h.peerProcesses == PeerProcesses::Readable &&
+        std::ranges::find(capabilities, "CAP_SYS_PTRACE") == capabilities.end())
+        capabilities.emplace_back("CAP_SYS_PTRACE"); // /proc/PID/exe of another user's process
+    std::string s;
+    if (user.empty())
+        s += "DynamicUser=yes\n";
+    s += std::format("CapabilityBoundingSet={}\n", joined(capabilities));
+    if (user != "root" && !capabilities.empty())
+        s += std::format("AmbientCapabilities={}\n", joined(capabilities));
+    s += "NoNewPrivileges=yes\n"
+         "ProtectSystem=strict\n"
+         "ProtectHome=yes\n"
+         "PrivateTmp=yes\n"
+         "PrivateDevices=yes\n"
+         // Sockets systemd passes and AF_UNIX paths (the system bus) still work in a network namespace.
+         "PrivateNetwork=yes\n"
+         "IPAddressDeny=any\n";
+    // hidepid=invisible lets a process with CAP_SYS_PTRACE see every process: Readable keeps it.
+    s += std::format("ProtectProc={}\n", h.peerProcesses == PeerProcesses::Visible ? "default" : "invisible");
+    s += "ProcSubset=pid\n"
+         "ProtectClock=yes\n"
+         "ProtectHostname=yes\n"
+         "ProtectKernelTunables=yes\n"
+         "ProtectKernelModules=yes\n"
+         "ProtectKernelLogs=yes\n"
+         "ProtectControlGroups=yes\n"
+         "RestrictAddressFamilies=AF_UNIX\n"
+         "RestrictNamespaces=yes\n"
+         "RestrictRealtime=yes\n"
+         "RestrictSUIDSGID=yes\n"
+         "LockPersonality=yes\n"
+         "MemoryDenyWriteExecute=yes\n"
+         "RemoveIPC=yes\n"
+         "UMask=0077\n"
+         "SystemCallArchitectures=native\n"
+         "SystemCallFilter=@system-service\n"
+         "SystemCallFilter=~@privileged @resources\n"
+         "SystemCallErrorNumber=EPERM\n";
+    return s;
+}
+
 // `main`: the service of the Accept=no sockets, holding their connections (an Accept=yes instance has one),
 // and of the bus name. It stays Type=notify on the bus: READY=1 comes after the name is owned (and after
 // every socket is served), so systemd's readiness is no earlier than Type=dbus's, and one lifecycle (STATUS=,
 // WATCHDOG=, STOPPING=) serves every kind of service. BusName= keeps it bus-activatable.
 std::string serviceSection(const ServiceSpec& spec, bool main) {
     std::string s = "[Service]\nType=notify\n";
-    if (main && onBus(spec)) {
+    std::string user = runAs(spec);
+    if (main && onBus(spec))
         s += std::format("BusName={}\n", spec.bus.name);
-        if (!spec.bus.owner.empty() && spec.bus.owner != "root")
-            s += std::format("User={}\n", spec.bus.owner); // the only user the policy lets own the name
-    }
+    if (!user.empty() && user != "root")
+        s += std::format("User={}\n", user);
     std::string exe = spec.executable.empty() ? "/usr/bin/" + spec.name : spec.executable;
     s += std::format("ExecStart={}\n", exe);
     s += "NotifyAccess=main\n";
@@ -58,20 +140,9 @@ std::string serviceSection(const ServiceSpec& spec, bool main) {
     if (main)
         s += limitNofileLine(spec); // the fds its connection caps need, when more than the default 1024
     if (spec.hardening.enabled)
-        s += "NoNewPrivileges=yes\n"
-             "ProtectSystem=strict\n"
-             "ProtectHome=read-only\n"
-             "PrivateTmp=yes\n"
-             "PrivateDevices=yes\n"
-             "ProtectKernelTunables=yes\n"
-             "ProtectKernelModules=yes\n"
-             "ProtectControlGroups=yes\n"
-             "RestrictAddressFamilies=AF_UNIX\n"
-             "RestrictNamespaces=yes\n"
-             "RestrictRealtime=yes\n"
-             "RestrictSUIDSGID=yes\n"
-             "LockPersonality=yes\n"
-             "SystemCallArchitectures=native\n";
+        s += sandboxLines(spec, user);
+    for (const std::string& line : spec.hardening.extraServiceLines)
+        s += line + "\n";
     return s;
 }
 
@@ -196,9 +267,21 @@ UnitFile policyFile(const ServiceSpec& spec) {
 } // namespace
 
 std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
+    return generateUnits(spec, UnitOptions{});
+}
+
+std::vector<UnitFile> generateUnits(const ServiceSpec& spec, const UnitOptions& options) {
     std::vector<UnitFile> units;
     std::vector<std::string> mainSockets;
     bool first = true;
+    // The varlink registry (/run/varlink/registry/INTERFACE, systemd >= 260) names one socket per interface:
+    // the first varlink socket of the spec.
+    const SocketSpec* registered = nullptr;
+    for (const SocketSpec& socket : spec.sockets)
+        if (socket.protocol == Protocol::Varlink && socket.address.starts_with('/')) {
+            registered = &socket;
+            break;
+        }
     for (const SocketSpec& socket : spec.sockets) {
         std::string name = socketUnitName(spec, socket, first);
         if (!socket.accept)
@@ -226,6 +309,9 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
         text += std::format("MaxConnections={}\n", socket.limits.maxConnections);
         if (socket.limits.maxConnectionsPerUid != 0)
             text += std::format("MaxConnectionsPerSource={}\n", socket.limits.maxConnectionsPerUid);
+        if (&socket == registered)
+            for (const std::string& interface : options.varlinkInterfaces)
+                text += std::format("Symlinks=/run/varlink/registry/{}\n", interface);
         text += "\n[Install]\nWantedBy=sockets.target\n";
         units.push_back({.name = name, .text = std::move(text)});
         if (!socket.accept)
@@ -246,6 +332,7 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
             list += (list.empty() ? "" : " ") + s;
         if (!list.empty())
             text += std::format("Requires={}\nAfter={}\n", list, list);
+        text += startLimitLines(spec);
         text += "\n" + serviceSection(spec, true);
         // As systemd's own bus services: `systemctl enable` adds the dbus-NAME.service alias.
         if (onBus(spec))
@@ -261,7 +348,7 @@ std::vector<UnitFile> generateUnits(const ServiceSpec& spec) {
     return units;
 }
 
-Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory) {
+Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory, const UnitOptions& options) {
     auto makeDirectory = [](const std::string& path) -> Result<void> {
         if (::mkdir(path.c_str(), 0755) < 0 && errno != EEXIST)
             return failErrno("Failed to create '{}'", path);
@@ -269,7 +356,7 @@ Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory) {
     };
     if (auto ok = makeDirectory(directory); !ok)
         return ok;
-    for (const UnitFile& unit : generateUnits(spec)) {
+    for (const UnitFile& unit : generateUnits(spec, options)) {
         // "dbus-1/system.d": each level in turn.
         for (size_t slash = 0; !unit.directory.empty() && slash != std::string::npos;) {
             slash = unit.directory.find('/', slash + 1);

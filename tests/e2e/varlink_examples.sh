@@ -67,6 +67,10 @@ equals "identity: the first call activated the service" "$(c systemctl is-active
 out=$(as_unit -p User=nobody sh -c 'echo "pid=$$"; exec varlinkctl call --json=short '"$identity"' io.svckit.example.Identity.Whoami "{}"' 2>&1)
 contains "identity: another user's call names that user (nobody)" "$out" '"uid":65534,"gid":65534'
 contains "identity: ...and its pid" "$out" "\"pid\":$(sed -n 's/^pid=//p' <<<"$out"),"
+contains "identity: ...and its exe (CAP_SYS_PTRACE, the sandbox's one privilege here)" "$out" \
+    '"exe":"/usr/bin/varlinkctl"'
+uid=$(c sh -c 'sed -n "s/^Uid:\t\([0-9]*\).*/\1/p" /proc/$(systemctl show -P MainPID svckit-example-identity.service)/status')
+check "identity: the service runs as a dynamic user, not root (uid $uid)" test "${uid:-0}" -ge 61184
 
 out=$(vl info "$identity")
 contains "identity: varlinkctl info names the product" "$out" "svckit-example-identity"
@@ -146,6 +150,33 @@ check "bench: varlinkctl introspect writes the description" \
 check "bench: varlinkctl validate-idl accepts the served description" c varlinkctl validate-idl /tmp/bench.varlink
 out=$(vl info "$bench")
 contains "bench: info lists org.example.bench" "$out" "org.example.bench"
+
+# --- systemd's conventions: the varlink registry, the watchdog
+out=$(c varlinkctl list-registry 2>&1)
+for interface in io.svckit.example.Identity io.svckit.example.Calc org.example.bench; do
+    contains "varlinkctl list-registry lists $interface" "$out" "$interface"
+done
+equals "a call through the registry's path is answered" \
+    "$(vl call --json=short /run/varlink/registry/io.svckit.example.Calc io.svckit.example.Calc.Apply '{"op":"add","a":1,"b":1}')" \
+    '{"result":2}'
+equals "bench: the unit sets WatchdogSec=30s" "$(c systemctl show -P WatchdogUSec svckit-example-bench.service)" 30s
+# With a 2 s watchdog (a drop-in) systemd sees the pings: the watchdog timestamp moves while the process stays.
+c mkdir -p /run/systemd/system/svckit-example-bench.service.d
+c sh -c 'printf "[Service]\nWatchdogSec=2s\n" >/run/systemd/system/svckit-example-bench.service.d/50-watchdog.conf'
+c systemctl daemon-reload
+c systemctl restart svckit-example-bench.service
+pid=$(c systemctl show -P MainPID svckit-example-bench.service)
+first=$(c systemctl show -P WatchdogTimestampMonotonic svckit-example-bench.service)
+# pinged SINCE: the watchdog timestamp differs from SINCE and the process is still the one started above (a
+# service killed by the watchdog and started again has a new timestamp too).
+pinged() { c sh -c '[ "$(systemctl show -P WatchdogTimestampMonotonic "$1")" != "$2" ] &&
+    [ "$(systemctl show -P MainPID "$1")" = "$3" ]' _ svckit-example-bench.service "$1" "$pid"; }
+check "bench: systemd receives watchdog pings (WatchdogTimestamp moves, same process)" wait_for 30 pinged "$first"
+second=$(c systemctl show -P WatchdogTimestampMonotonic svckit-example-bench.service)
+check "bench: ...and again" wait_for 30 pinged "$second"
+equals "bench: ...from the same process, never killed" "$(c systemctl show -P MainPID svckit-example-bench.service)" "$pid"
+c rm -r /run/systemd/system/svckit-example-bench.service.d
+c systemctl daemon-reload
 
 # --- a socket whose unit lost PassPIDFD=yes: the service refuses to start, naming the line to add
 # (The socket must be listening, and without PassPIDFD: a call that fails because nothing listens proves nothing.)

@@ -132,6 +132,122 @@ TEST(ServiceUnits, OnlyAcceptYesSocketsGiveNoPlainService) {
     EXPECT_FALSE(find(units, "demo.service"));
 }
 
+TEST(ServiceUnits, TheDefaultSandboxRunsAsADynamicUserWithoutCapabilitiesNetworkOrOtherUsersProcesses) {
+    auto units = generateUnits(oneSocket());
+    const UnitFile* service = find(units, "demo.service");
+    for (std::string_view line : {"DynamicUser=yes",
+                                  "CapabilityBoundingSet=",
+                                  "NoNewPrivileges=yes",
+                                  "ProtectSystem=strict",
+                                  "ProtectHome=yes",
+                                  "PrivateTmp=yes",
+                                  "PrivateDevices=yes",
+                                  "PrivateNetwork=yes",
+                                  "IPAddressDeny=any",
+                                  "ProtectProc=invisible",
+                                  "ProcSubset=pid",
+                                  "ProtectClock=yes",
+                                  "ProtectHostname=yes",
+                                  "ProtectKernelTunables=yes",
+                                  "ProtectKernelModules=yes",
+                                  "ProtectKernelLogs=yes",
+                                  "ProtectControlGroups=yes",
+                                  "RestrictAddressFamilies=AF_UNIX",
+                                  "RestrictNamespaces=yes",
+                                  "RestrictRealtime=yes",
+                                  "RestrictSUIDSGID=yes",
+                                  "LockPersonality=yes",
+                                  "MemoryDenyWriteExecute=yes",
+                                  "RemoveIPC=yes",
+                                  "UMask=0077",
+                                  "SystemCallArchitectures=native",
+                                  "SystemCallFilter=@system-service",
+                                  "SystemCallFilter=~@privileged @resources",
+                                  "SystemCallErrorNumber=EPERM"})
+        EXPECT_TRUE(has(service, line)) << line;
+    EXPECT_EQ(service->text.find("User="), service->text.find("DynamicUser=") + 7) << "no User= line";
+    EXPECT_EQ(service->text.find("AmbientCapabilities="), std::string::npos);
+    EXPECT_EQ(service->text.find("StartLimitIntervalSec="), std::string::npos)
+        << "a service that does not exit on idle keeps systemd's start limit";
+}
+
+TEST(ServiceUnits, HardeningNamesTheUserTheCapabilitiesAndExtraLines) {
+    ServiceSpec spec = oneSocket();
+    spec.hardening = {.user = "demo",
+                      .capabilities = {"CAP_NET_BIND_SERVICE"},
+                      .extraServiceLines = {"PrivateUsers=yes", "ReadWritePaths=/var/lib/demo"}};
+    auto units = generateUnits(spec);
+    const UnitFile* service = find(units, "demo.service");
+    EXPECT_TRUE(has(service, "User=demo"));
+    EXPECT_FALSE(has(service, "DynamicUser=yes"));
+    EXPECT_TRUE(has(service, "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"));
+    EXPECT_TRUE(has(service, "AmbientCapabilities=CAP_NET_BIND_SERVICE"))
+        << "a non-root user needs them ambient";
+    // The extra lines come last, so that they override the generated ones.
+    EXPECT_TRUE(service->text.ends_with("PrivateUsers=yes\nReadWritePaths=/var/lib/demo\n")) << service->text;
+
+    spec.hardening = {.user = "root", .capabilities = {"CAP_KILL"}};
+    service = find(units = generateUnits(spec), "demo.service");
+    EXPECT_EQ(service->text.find("User="), std::string::npos) << "root: neither User= nor DynamicUser=";
+    EXPECT_TRUE(has(service, "CapabilityBoundingSet=CAP_KILL"));
+    EXPECT_EQ(service->text.find("AmbientCapabilities="), std::string::npos) << "root has them already";
+}
+
+TEST(ServiceUnits, PeerProcessesChoosesProtectProcAndCapSysPtrace) {
+    ServiceSpec spec = oneSocket();
+    spec.hardening.peerProcesses = PeerProcesses::Visible;
+    const UnitFile* service = nullptr;
+    auto units = generateUnits(spec);
+    service = find(units, "demo.service");
+    EXPECT_TRUE(has(service, "ProtectProc=default"));
+    EXPECT_TRUE(has(service, "CapabilityBoundingSet="));
+
+    spec.hardening.peerProcesses = PeerProcesses::Readable;
+    units = generateUnits(spec);
+    service = find(units, "demo.service");
+    EXPECT_TRUE(has(service, "ProtectProc=invisible")) << "CAP_SYS_PTRACE sees through hidepid=invisible";
+    EXPECT_TRUE(has(service, "CapabilityBoundingSet=CAP_SYS_PTRACE"));
+    EXPECT_TRUE(has(service, "AmbientCapabilities=CAP_SYS_PTRACE"));
+}
+
+TEST(ServiceUnits, HardeningDisabledWritesNoSandboxButTheExtraLines) {
+    ServiceSpec spec = oneSocket();
+    spec.hardening = {.enabled = false, .extraServiceLines = {"ProtectSystem=full"}};
+    auto units = generateUnits(spec);
+    const UnitFile* service = find(units, "demo.service");
+    EXPECT_FALSE(has(service, "DynamicUser=yes"));
+    EXPECT_FALSE(has(service, "NoNewPrivileges=yes"));
+    EXPECT_TRUE(has(service, "ProtectSystem=full"));
+}
+
+TEST(ServiceUnits, AnExitOnIdleServiceMayStartAsOftenAsItCanExitOnIdleAndFiveTimesMore) {
+    ServiceSpec spec = oneSocket();
+    spec.exitOnIdle = 500ms;
+    auto units = generateUnits(spec);
+    const UnitFile* service = find(units, "demo.service");
+    EXPECT_TRUE(has(service, "StartLimitIntervalSec=10s"));
+    EXPECT_TRUE(has(service, "StartLimitBurst=26")) << "10 s / 500 ms + 1 runs, and systemd's 5";
+    EXPECT_LT(service->text.find("StartLimitBurst="), service->text.find("[Service]")) << "a [Unit] setting";
+    spec.exitOnIdle = 60s;
+    units = generateUnits(spec);
+    EXPECT_TRUE(has(find(units, "demo.service"), "StartLimitBurst=6"));
+}
+
+TEST(ServiceUnits, TheFirstVarlinkSocketRegistersEveryDeclaredInterface) {
+    ServiceSpec spec = oneSocket();
+    spec.sockets.insert(spec.sockets.begin(),
+                        {.name = "raw", .address = "/run/demo-raw.sock", .protocol = Protocol::Raw});
+    spec.sockets.push_back({.name = "conn", .address = "/run/demo-conn.sock", .accept = true});
+    auto units = generateUnits(spec, {.varlinkInterfaces = {"io.example.Demo", "io.example.Other"}});
+    const UnitFile* varlink = find(units, "demo-varlink.socket");
+    EXPECT_TRUE(has(varlink, "Symlinks=/run/varlink/registry/io.example.Demo"));
+    EXPECT_TRUE(has(varlink, "Symlinks=/run/varlink/registry/io.example.Other"));
+    for (std::string_view other : {"demo.socket", "demo-conn.socket"})
+        EXPECT_EQ(find(units, other)->text.find("Symlinks="), std::string::npos) << other;
+    EXPECT_EQ(find(generateUnits(spec), "demo-varlink.socket")->text.find("Symlinks="), std::string::npos)
+        << "no interfaces known, none registered";
+}
+
 TEST(ServiceUnits, EveryUnitSaysItIsGenerated) {
     for (const UnitFile& unit : generateUnits(oneSocket()))
         EXPECT_TRUE(unit.text.starts_with("# Generated from the ServiceSpec of demo")) << unit.name;

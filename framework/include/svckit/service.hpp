@@ -44,9 +44,41 @@ namespace svckit {
 
 class Endpoint;
 
-// How the service hardens itself in its generated .service unit (systemd.exec(5) sandboxing).
+// What the service may learn about other processes than its own through /proc, i.e. what
+// svckit::readProcessFacts() (svckit/identity.hpp) can read of a caller run by another user. The caller's
+// uid, gid, groups and pid (SO_PEERCRED, the pidfd) never need any of this.
+enum class PeerProcesses {
+    // ProtectProc=invisible: other users' processes are not in the service's /proc (the default).
+    Hidden,
+    // ProtectProc=default: every process's cgroup (and so its unit) and comm are readable; the exe of another
+    // user's process is not.
+    Visible,
+    // Visible and CAP_SYS_PTRACE (bounding set, and ambient for a non-root user): the exe of any process too.
+    // CAP_SYS_PTRACE also lets the service read other processes' memory and environment through /proc (the
+    // ptrace() syscall itself stays refused by SystemCallFilter=); grant it to a service whose job is to
+    // say which program is calling.
+    Readable,
+};
+
+// How the service is sandboxed by its generated .service units (systemd.exec(5)); docs/security.md has the
+// table of every line, why it is there and what it costs. The defaults score an exposure of 0.4 in
+// `systemd-analyze security --offline=yes` (lower is better; systemd-hostnamed scores 1.7).
 struct Hardening {
-    bool enabled = true; // NoNewPrivileges=, ProtectSystem=strict, ProtectHome=, PrivateTmp=, ...
+    // false: none of the sandbox lines below (only extraServiceLines, and User= of a bus owner).
+    bool enabled = true;
+    // User= to run as. Empty: DynamicUser=yes (a uid allocated for each run, owning nothing that outlives
+    // it), except in bus mode, where it is the bus owner (BusSpec::owner: the user the bus policy lets own
+    // the name). "root": run as root (no User= line), with the capabilities below only.
+    std::string user{};
+    // The capabilities the service keeps ("CAP_NET_BIND_SERVICE"): CapabilityBoundingSet=, and
+    // AmbientCapabilities= when it does not run as root. Default none.
+    std::vector<std::string> capabilities{};
+    PeerProcesses peerProcesses = PeerProcesses::Hidden;
+    // Lines appended to [Service] after the generated ones, as they are ("PrivateUsers=yes",
+    // "ReadWritePaths=/var/lib/foo"). A later assignment of a single-valued setting replaces an earlier one;
+    // list settings (SystemCallFilter=, RestrictAddressFamilies=, ...) add to it, and an empty assignment
+    // ("RestrictAddressFamilies=") resets them first.
+    std::vector<std::string> extraServiceLines{};
 };
 
 // Bus mode (docs/dbus.md): the service owns a well-known name on a bus and serves its D-Bus objects there;
@@ -73,14 +105,16 @@ struct BusSpec {
 };
 
 struct ServiceSpec {
-    std::string name;        // unit and binary name: "svckit-example-calc" (.service, .socket)
-    std::string description; // Description=
-    std::string version;     // --version
-    std::string documentation{};
-    std::string executable{}; // ExecStart= binary; default /usr/bin/<name>
+    std::string name;            // unit and binary name: "svckit-example-calc" (.service, .socket)
+    std::string description;     // Description=
+    std::string version;         // --version
+    std::string documentation{}; // Documentation= (space-separated URIs: "man:foo(8) https://...")
+    std::string executable{};    // ExecStart= binary; default /usr/bin/<name>
     std::vector<SocketSpec> sockets;
     // After this long with no connection the service exits (STOPPING=1 first); systemd starts it again on the
-    // next connection. Zero: never.
+    // next connection. Zero: never. With it, the generated .service raises systemd's start limit (5 starts
+    // in 10 s, which bursty callers would hit, failing the service and its socket) to StartLimitBurst=
+    // 10 s / exitOnIdle + 6: what the service cannot reach by exiting on idle (docs/service.md).
     std::chrono::milliseconds exitOnIdle{0};
     // WatchdogSec= in the .service unit (zero: none). Pings are sent whenever systemd sets WATCHDOG_USEC.
     std::chrono::milliseconds watchdog{0};
@@ -132,6 +166,14 @@ struct CommandLine {
     std::function<Result<void>(std::span<const std::string> arguments, RunOptions& run)> positional{};
 };
 
+// What the units need to know besides the spec: what the service declares in code. Service::unitOptions()
+// fills it (--print-units uses that); generateUnits(spec) alone leaves it empty.
+struct UnitOptions {
+    // The varlink interfaces the service serves (Service::addVarlink): the first varlink socket's .socket
+    // registers each as Symlinks=/run/varlink/registry/NAME, where `varlinkctl list-registry` finds it.
+    std::vector<std::string> varlinkInterfaces{};
+};
+
 class SVCKIT_EXPORT Service {
 public:
     explicit Service(ServiceSpec spec);
@@ -140,6 +182,8 @@ public:
     Service& operator=(const Service&) = delete;
 
     [[nodiscard]] const ServiceSpec& spec() const noexcept { return spec_; }
+    // What its units need besides the spec: the varlink interfaces declared so far (generateUnits()).
+    [[nodiscard]] UnitOptions unitOptions() const;
 
     // Declares a varlink interface, served on every varlink socket of the spec (in the constructor). A
     // failure (an interface declared twice, or an error from building it: varlink::restrict(), ...) is kept,
@@ -227,9 +271,12 @@ struct UnitFile {
     // directory/name, or name when the directory is empty.
     [[nodiscard]] std::string path() const { return directory.empty() ? name : directory + "/" + name; }
 };
+[[nodiscard]] SVCKIT_EXPORT std::vector<UnitFile> generateUnits(const ServiceSpec& spec,
+                                                                const UnitOptions& options);
 [[nodiscard]] SVCKIT_EXPORT std::vector<UnitFile> generateUnits(const ServiceSpec& spec);
 // Writes the files into a directory (created if missing, with the subdirectories of UnitFile::directory).
-[[nodiscard]] SVCKIT_EXPORT Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory);
+[[nodiscard]] SVCKIT_EXPORT Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory,
+                                                    const UnitOptions& options = {});
 
 namespace detail {
 // The body of run<T>() below.

@@ -28,6 +28,8 @@ ServiceSpec busSpec() {
         .sockets = {},
         .bus = {.name = "org.svckit.test.BusProbe1",
                 .access = {{}, {.interface = "org.svckit.test.BusProbe1.Admin", .allow = false}}},
+        // Whoami reads the cgroup and comm of callers run by other users: their processes must be visible.
+        .hardening = {.peerProcesses = PeerProcesses::Visible},
     };
 }
 
