@@ -1,8 +1,7 @@
 // The Service lifecycle: acquire and verify the sockets, serve them on one loop (or in worker processes),
 // notify systemd, stop gracefully.
 #include "base/private.hpp"
-#include "dbus/bus_endpoint.hpp"
-#include "dbus/endpoint.hpp"
+#include "service/dbus_support.hpp"
 #include "service/raw_endpoint.hpp"
 #include "service/spec_names.hpp"
 #include "service/supervisor.hpp"
@@ -15,7 +14,6 @@
 
 #include <svckit/internal/fd_limits.hpp>
 
-#include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
@@ -68,6 +66,18 @@ void fitCapsToFdLimit(ServiceSpec& spec) {
 
 namespace detail {
 
+namespace {
+const DBusSupport* installedDBusSupport = nullptr;
+} // namespace
+
+const DBusSupport* dbusSupport() noexcept {
+    return installedDBusSupport;
+}
+
+void setDBusSupport(const DBusSupport* support) noexcept {
+    installedDBusSupport = support;
+}
+
 const SocketSpec& firstSocket(const ServiceSpec& spec) {
     auto first = std::ranges::find_if(spec.sockets, [](const SocketSpec& s) { return !s.accept; });
     return first != spec.sockets.end() ? *first : spec.sockets.front();
@@ -94,7 +104,7 @@ struct Service::Runtime {
     // One endpoint per protocol served (the registry: Service::makeEndpoint).
     std::map<Protocol, std::unique_ptr<Endpoint>> endpoints;
     // Bus mode (ServiceSpec::bus): the connection to the bus, an endpoint like the others for the life cycle.
-    std::unique_ptr<dbus::BusEndpoint> bus;
+    std::unique_ptr<Endpoint> bus;
     VarlinkEndpoint* varlink = nullptr; // the varlink one, for Service::varlink()
     bool notify = true;                 // the main process talks to systemd; workers do not
     bool stopping = false;
@@ -172,32 +182,14 @@ void Service::addRaw(std::string socket, raw::Handler handler) {
     rawHandlers_.emplace(std::move(socket), std::move(handler));
 }
 
-void Service::addDBus(dbus::ObjectDeclaration declaration) {
-    std::optional<Error> error;
-    if (runtime_)
-        error = Error(EBUSY, "D-Bus objects must be added before the service runs");
-    else if (sd_bus_object_path_is_valid(declaration.path.c_str()) <= 0)
-        error =
-            Error(EINVAL, std::format("addDBus(\"{}\"): not a valid D-Bus object path", declaration.path));
-    else if (!declaration.make)
-        error = Error(EINVAL, std::format("addDBus(\"{}\"): no way to make the object", declaration.path));
-    else if (std::ranges::any_of(dbusObjects_, [&](const auto& d) { return d.path == declaration.path; }))
-        error = Error(EEXIST, std::format("addDBus(\"{}\"): the path is declared twice", declaration.path));
-    if (error) {
-        if (!setupError_)
-            setupError_ = std::move(error);
-        return;
-    }
-    dbusObjects_.push_back(std::move(declaration));
-}
-
 void Service::forEachDBus(std::string_view objectPath, const std::function<void(dbus::ObjectBase&)>& visit) {
-    if (!runtime_)
+    const detail::DBusSupport* support = detail::dbusSupport();
+    if (!runtime_ || !support)
         return;
     if (auto it = runtime_->endpoints.find(Protocol::DBus); it != runtime_->endpoints.end())
-        static_cast<dbus::PeerEndpoint&>(*it->second).forEach(objectPath, visit);
+        support->forEachPeer(*it->second, objectPath, visit);
     if (runtime_->bus)
-        runtime_->bus->forEach(objectPath, visit);
+        support->forEachBus(*runtime_->bus, objectPath, visit);
 }
 
 Result<void> Service::checkEndpoints() const {
@@ -256,13 +248,14 @@ Result<std::unique_ptr<Endpoint>> Service::makeEndpoint(Protocol protocol, Event
         return std::unique_ptr<Endpoint>(std::move(*endpoint));
     }
     case Protocol::DBus: {
+        // checkEndpoints() has made sure that a D-Bus socket comes with objects, so with addDBus() called.
+        const detail::DBusSupport* support = detail::dbusSupport();
+        if (!support)
+            return fail(EINVAL, "A D-Bus socket without any D-Bus object declared (addDBus)");
         dbus::ServerOptions options = spec_.dbus;
         if (options.name.empty())
             options.name = spec_.bus.name;
-        auto endpoint = dbus::PeerEndpoint::create(loop, std::move(options), dbusObjects_);
-        if (!endpoint)
-            return std::unexpected(endpoint.error());
-        return std::unique_ptr<Endpoint>(std::move(*endpoint));
+        return support->makePeerEndpoint(loop, std::move(options), dbusObjects_);
     }
     }
     return fail(EINVAL, "No endpoint serves protocol {}", static_cast<int>(protocol));
@@ -494,7 +487,11 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
     // Bus mode: the objects on the bus and the name owned before READY=1; in the main process only (workers
     // would compete for the one name).
     if (!spec_.bus.name.empty() && notifyManager) {
-        auto bus = dbus::BusEndpoint::connect(rt.loop, spec_.bus, dbusObjects_, [this](const Error& error) {
+        // checkEndpoints() has made sure that bus mode comes with objects, so with addDBus() called.
+        const detail::DBusSupport* support = detail::dbusSupport();
+        if (!support)
+            return fail(EINVAL, "Bus mode without any D-Bus object declared (addDBus)");
+        auto bus = support->connectBus(rt.loop, spec_.bus, dbusObjects_, [this](const Error& error) {
             logError("{}: exiting", error.message());
             runtime_->loop.exit(1);
         });
