@@ -22,7 +22,8 @@ static void serve(int fd) {
             continue;
         if (n <= 0)
             return;
-        // One reply per message that ends in this read (a message split across reads counts once, at its end).
+        // One reply per message that ends in this read (a message split across reads counts once, at its
+        // end).
         for (ssize_t i = 0; i < n; ++i)
             if (buf[i] == '\0' && write(fd, reply, sizeof reply) != (ssize_t)sizeof reply)
                 return;

@@ -6,14 +6,14 @@
 //       "<ns from before connect() to the reply> <CLOCK_MONOTONIC at the reply, ns>". Exit 1 on any failure.
 //   client spawn [--passpidfd] [--passcred] [--no-passrights] PATH FDNAME -- CMD [ARGS...]
 //       plays systemd's part without systemd: binds and listens on PATH (SO_PASSPIDFD, SO_PASSCRED on,
-//       SO_PASSRIGHTS off as asked: what PassPIDFD=yes, PassCredentials=yes, AcceptFileDescriptors=no apply), connects and sends the call, then
-//       forks; the child moves the listener to fd 3, sets LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES=FDNAME,
-//       writes CLOCK_MONOTONIC into memory shared with the parent just before execve(CMD). Stops the child
-//       with SIGTERM once the reply is in and waits for it, then prints "<ns from that execve() to the reply>
-//       <the child's minor page faults> <its CPU time, µs>" (the last two over its whole life: start, one
-//       call, stop). With
-//       `strace -D -f -o FILE PROGRAM` as CMD, PROGRAM keeps the child's pid (LISTEN_PID holds) and FILE has
-//       every syscall from its execve to the reply (the time printed then includes strace's own start).
+//       SO_PASSRIGHTS off as asked: what PassPIDFD=yes, PassCredentials=yes, AcceptFileDescriptors=no apply),
+//       connects and sends the call, then forks; the child moves the listener to fd 3, sets LISTEN_FDS=1,
+//       LISTEN_PID, LISTEN_FDNAMES=FDNAME, writes CLOCK_MONOTONIC into memory shared with the parent just
+//       before execve(CMD). Stops the child with SIGTERM once the reply is in and waits for it, then prints
+//       "<ns from that execve() to the reply> <the child's minor page faults> <its CPU time, µs>" (the last
+//       two over its whole life: start, one call, stop). With `strace -D -f -o FILE PROGRAM` as CMD, PROGRAM
+//       keeps the child's pid (LISTEN_PID holds) and FILE has every syscall from its execve to the reply (the
+//       time printed then includes strace's own start).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -92,7 +92,8 @@ static long long read_reply(int fd) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            fprintf(stderr, "client: the connection closed before a reply (%s)\n", n < 0 ? strerror(errno) : "EOF");
+            fprintf(stderr, "client: the connection closed before a reply (%s)\n",
+                    n < 0 ? strerror(errno) : "EOF");
             return -1;
         }
         long long t = now();
@@ -148,7 +149,8 @@ static int cmd_spawn(int argc, char** argv) {
         }
     }
     if (argc - i < 4 || strcmp(argv[i + 2], "--") != 0) {
-        fprintf(stderr, "usage: client spawn [--passpidfd] [--passcred] [--no-passrights] PATH FDNAME -- CMD [ARGS...]\n");
+        fprintf(stderr, "usage: client spawn [--passpidfd] [--passcred] [--no-passrights] PATH FDNAME -- CMD "
+                        "[ARGS...]\n");
         return 2;
     }
     const char* path = argv[i];
@@ -175,7 +177,8 @@ static int cmd_spawn(int argc, char** argv) {
     if (send_call(fd) != 0)
         return 1;
 
-    volatile long long* stamp = mmap(NULL, sizeof *stamp, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    volatile long long* stamp =
+        mmap(NULL, sizeof *stamp, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (stamp == MAP_FAILED)
         return die("mmap");
     *stamp = 0;
@@ -218,6 +221,7 @@ int main(int argc, char** argv) {
         return cmd_call(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "spawn") == 0)
         return cmd_spawn(argc - 2, argv + 2);
-    fprintf(stderr, "usage: client call PATH | client spawn [--passpidfd] [--passcred] [--no-passrights] PATH FDNAME -- CMD [ARGS...]\n");
+    fprintf(stderr, "usage: client call PATH | client spawn [--passpidfd] [--passcred] [--no-passrights] "
+                    "PATH FDNAME -- CMD [ARGS...]\n");
     return 2;
 }

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
     char line[64];
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int n = snprintf(line, sizeof line, "svckit-bench-exec-ns=%lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    int n = snprintf(line, sizeof line, "svckit-bench-exec-ns=%lld\n",
+                     (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
     (void)!write(2, line, (size_t)n);
     execv(argv[1], argv + 1);
     perror("stamp: execv");
