@@ -198,13 +198,27 @@ def trial(server):
         stop(unit)
     r = subprocess.run([CLIENT, "call", server["path"]], capture_output=True, text=True)
     invocation = sh("systemctl", "show", "-P", "InvocationID", unit, check=False)
+    cpu = cgroup_cpu(unit)
     stop(unit)
     if r.returncode != 0:
         failures.append(f"{server['unit']}: {r.stderr.strip()}")
         log(f"{server['unit']}: no answer: {r.stderr.strip()}")
         return None
     elapsed, at = (int(x) for x in r.stdout.split())
-    return elapsed, at, invocation
+    return elapsed, at, invocation, cpu
+
+
+def cgroup_cpu(unit):
+    """CPU time (µs) used so far in the unit's cgroup: systemd's executor from the fork on (the sandbox set-up),
+    then the service; unlike wall-clock time it does not depend on what else runs on the machine."""
+    cgroup = sh("systemctl", "show", "-P", "ControlGroup", unit, check=False)
+    try:
+        for line in open(f"/sys/fs/cgroup{cgroup}/cpu.stat"):
+            if line.startswith("usage_usec "):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def exec_stamp(server, t0, t1):
@@ -270,11 +284,14 @@ def main():
 
     # 1. cold activation, interleaved
     results = {name: [] for name in servers}
+    cpu = {name: [] for name in servers}
     for i in range(TRIALS):
         for name, s in servers.items():
             r = trial(s)
             if r:
                 results[name].append(r[0])
+                if r[3] is not None:
+                    cpu[name].append(r[3])
         log(f"round {i + 1}/{TRIALS}")
 
     # 2. exec -> first reply under systemd: ExecStart= wrapped by stamp
@@ -365,12 +382,15 @@ def main():
     p(f"Cold activation under systemd {sh('systemctl', '--version').split()[1]}, {TRIALS} interleaved trials "
       f"each; load average {' '.join(load_before)} before, {' '.join(load_after)} after.\n")
     p("svckit's sandbox lines (from its generated .service): `" + " ".join(f"{k}={v}" for k, v in sandbox) + "`\n")
-    p("| server | median ms | p90 ms | min ms | vs bare, svckit's sandbox (median) | n |")
-    p("|---|---:|---:|---:|---:|---:|")
+    p("| server | median ms | p90 ms | min ms | vs bare, svckit's sandbox (median) | cgroup CPU ms (median) | n |")
+    p("|---|---:|---:|---:|---:|---:|---:|")
     ref = median(results["bare, svckit's sandbox"])
     for name, xs in results.items():
         p(f"| {name} | {ms(median(xs))} | {ms(p90(xs))} | {ms(min(xs)) if xs else '-'} | "
-          f"{median(xs) / ref:.2f}× | {len(xs)} |")
+          f"{median(xs) / ref:.2f}× | {median(cpu[name]) / 1000:.2f} | {len(xs)} |")
+    p("\n(cgroup CPU: CPU time used in the service's cgroup up to the reply, read before the stop: systemd's "
+      "executor from the fork on, its sandbox set-up included, then the service. It does not depend on the "
+      "machine's load the way wall-clock time does.)")
     if groups:
         p("\nGroups (`bare, only G`: bare.c with only these lines of svckit's sandbox):\n")
         for g in groups:
