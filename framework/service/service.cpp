@@ -26,6 +26,7 @@
 #include <print>
 #include <format>
 #include <unistd.h>
+#include <utility>
 
 namespace svckit {
 
@@ -36,6 +37,10 @@ using namespace std::chrono_literals;
 // How long a graceful stop waits for in-flight calls before exiting anyway (systemd's own TimeoutStopSec=
 // default is 90 s; a service that needs longer says so in its stop()).
 constexpr auto drainTimeout = 10s;
+
+// Loop iterations run before READY=1 to answer what is already queued (Service::serve): one accepts the
+// waiting connections, one reads and answers their calls; a spare for an Accept=yes connection's hang-up.
+constexpr int queuedIterations = 3;
 
 void notify(bool enabled, const std::string& state) {
     if (enabled)
@@ -108,6 +113,10 @@ struct Service::Runtime {
     VarlinkEndpoint* varlink = nullptr; // the varlink one, for Service::varlink()
     bool notify = true;                 // the main process talks to systemd; workers do not
     bool stopping = false;
+    // The start-up report (log lines and READY=1), sent once: after the calls already queued at start-up are
+    // answered (Service::serve), or by requestStop() if a stop comes first, so that READY=1 always precedes
+    // STOPPING=1.
+    std::function<void()> announce;
     size_t undrained = 0; // endpoints a graceful stop still waits for
     std::vector<EventSource> sources;
     EventSource idleTimer;
@@ -287,6 +296,8 @@ void Service::requestStop() {
         return;
     Runtime& rt = *runtime_;
     rt.stopping = true;
+    if (rt.announce)
+        std::exchange(rt.announce, {})();
     notify(rt.notify, "STOPPING=1");
     rt.idleTimer.reset();
     for (Endpoint* endpoint : rt.all()) {
@@ -454,6 +465,7 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
     struct Teardown {
         Runtime& rt;
         ~Teardown() {
+            rt.announce = {}; // it refers to serve()'s sockets
             rt.sources.clear();
             rt.idleTimer.reset();
             rt.drainTimer.reset();
@@ -518,20 +530,38 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
             !ok)
             return std::unexpected(ok.error());
 
-    if (rt.notify) {
-        std::string where;
-        for (const Acquired& a : sockets)
-            where += std::format("{}{} ({}, {}{})", where.empty() ? "" : ", ",
-                                 a.spec.address.empty() ? "?" : a.spec.address, a.spec.name,
-                                 toString(a.spec.protocol), a.connected ? ", one connection" : "");
-        logInfo("{} {}: serving {}", spec_.name, spec_.version, where);
+    rt.announce = [this, &sockets] {
+        Runtime& r = *runtime_;
+        if (r.notify) {
+            std::string where;
+            for (const Acquired& a : sockets)
+                where += std::format("{}{} ({}, {}{})", where.empty() ? "" : ", ",
+                                     a.spec.address.empty() ? "?" : a.spec.address, a.spec.name,
+                                     toString(a.spec.protocol), a.connected ? ", one connection" : "");
+            logInfo("{} {}: serving {}", spec_.name, spec_.version, where);
+        }
+        if (r.bus)
+            logInfo("{} {}: owning {} on the {} bus", spec_.name, spec_.version, spec_.bus.name,
+                    spec_.bus.bus == BusType::System ? "system" : "session");
+        notify(r.notify, std::format("READY=1\nSTATUS=Serving {} socket{}{}", sockets.size(),
+                                     sockets.size() == 1 ? "" : "s",
+                                     r.bus ? std::format(" and {} on the bus", spec_.bus.name) : ""));
+    };
+    // Socket-activated, the caller who started the service is waiting in its socket: its call is answered
+    // before READY=1 and the log line wake systemd and the journal (bench/activation: exec -> first reply
+    // under systemd ~0.4 ms less on this 2-core machine). A few loop iterations that do not wait, so READY=1
+    // is late by at most their work.
+    if (rt.notify)
+        for (int i = 0; i < queuedIterations && ::sd_event_get_state(rt.loop.get()) != SD_EVENT_FINISHED; ++i)
+            if (::sd_event_run(rt.loop.get(), 0) <= 0)
+                break;
+    if (rt.announce)
+        std::exchange(rt.announce, {})();
+    if (::sd_event_get_state(rt.loop.get()) == SD_EVENT_FINISHED) {
+        int code = 0;
+        (void)::sd_event_get_exit_code(rt.loop.get(), &code);
+        return code;
     }
-    if (rt.bus)
-        logInfo("{} {}: owning {} on the {} bus", spec_.name, spec_.version, spec_.bus.name,
-                spec_.bus.bus == BusType::System ? "system" : "session");
-    notify(rt.notify, std::format("READY=1\nSTATUS=Serving {} socket{}{}", sockets.size(),
-                                  sockets.size() == 1 ? "" : "s",
-                                  rt.bus ? std::format(" and {} on the bus", spec_.bus.name) : ""));
     return rt.loop.run();
 }
 
