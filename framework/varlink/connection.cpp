@@ -80,7 +80,7 @@ void Connection::onIo(uint32_t revents) {
 
 void Connection::readInput() {
     for (int round = 0; round < readsPerWakeup && state_ == State::Open && !inputHeld_; ++round) {
-        std::vector<char>& read = server_.readBuffer();
+        std::span<char> read = server_.readBuffer();
         size_t space = read.size();
         size_t size = 0;
         if (plainReads_) {

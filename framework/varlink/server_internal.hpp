@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -79,10 +80,12 @@ public:
     // Memory (docs/varlink-engine.md, "Memory"). Each read goes into readBuffer_, shared by the connections:
     // the messages it completes are parsed in place, and a connection keeps only what remains of an
     // incomplete one (counted in counters_.inputBytesHeld, within options_.maxInputBytesTotal).
-    [[nodiscard]] std::vector<char>& readBuffer() {
-        if (readBuffer_.size() < readChunk) [[unlikely]]
-            readBuffer_.resize(readChunk);
-        return readBuffer_;
+    // Allocated on the first read and not zeroed: the kernel maps its pages as reads reach them (a small
+    // first call touches one page of the 16, which counts at start-up: bench/activation).
+    [[nodiscard]] std::span<char> readBuffer() {
+        if (!readBuffer_) [[unlikely]]
+            readBuffer_ = std::make_unique_for_overwrite<char[]>(readChunk);
+        return {readBuffer_.get(), readChunk};
     }
     // Incomplete input on all connections passed the budget: closes the connections holding the most until it
     // fits again.
@@ -134,7 +137,7 @@ private:
     const Method* findMethodSlow(std::string_view name);
     void afterPass();
 
-    std::vector<char> readBuffer_;
+    std::unique_ptr<char[]> readBuffer_;
     bool trimPending_ = false;
 
     std::string lastMethodName_;

@@ -465,6 +465,24 @@ TEST_F(ServiceLifecycle, ActivatedItServesThePassedSocketAndNotifies) {
     EXPECT_EQ(p.wait(), 0);
 }
 
+// The caller who started a socket-activated service is answered before READY=1 wakes systemd (and the log
+// line the journal): its call is already queued when the service starts (bench/activation, start-up time).
+TEST_F(ServiceLifecycle, TheCallQueuedAtStartIsAnsweredBeforeReady) {
+    NotifySocket notify(dir.path() + "/notify");
+    Launch launch{.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}};
+    launch.passFds.push_back(activatedSocket(socketPath()));
+    UniqueFd caller = test::connectTo(SOCK_STREAM, socketPath());
+    ASSERT_TRUE(caller);
+    ASSERT_TRUE(sendCall(caller.get(), pidMethod));
+    Process p(dir, std::move(launch));
+    ASSERT_TRUE(notify.waitFor("READY=1")) << notify.seen() << p.err();
+    pollfd ready{.fd = caller.get(), .events = POLLIN, .revents = 0};
+    EXPECT_EQ(::poll(&ready, 1, 0), 1) << "no reply yet when READY=1 arrived";
+    EXPECT_EQ(pidOf(readReply(caller.get())), p.pid()) << p.err();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0);
+}
+
 TEST_F(ServiceLifecycle, ActivatedSocketWithoutPassPidfdRefusesToStartNamingTheUnitLine) {
     NotifySocket notify(dir.path() + "/notify");
     Launch launch{.env = {socketEnv(), {"NOTIFY_SOCKET", notify.path()}}};
