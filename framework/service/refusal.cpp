@@ -8,6 +8,7 @@
 #include <svckit/internal/log_target.hpp>
 
 #include <svckit/log.hpp>
+#include <svckit/varlink_client.hpp>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-journal.h>
@@ -19,6 +20,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <format>
 #include <memory>
 
@@ -130,7 +132,32 @@ std::optional<unsigned> parseSystemdVersion(std::string_view version) noexcept {
     return number;
 }
 
-Result<unsigned> runningSystemdVersion(std::chrono::milliseconds timeout) {
+namespace {
+
+// systemd's own varlink interface (io.systemd.Manager.Describe, "runtime": {"Version": "262-1"}): reachable
+// from any sandbox that can reach /run, a DynamicUser= service's included, which the system bus does not
+// let in (dbus-daemon drops a dynamic user's connection after Hello).
+Result<unsigned> versionOverVarlink(std::chrono::milliseconds timeout) {
+    auto client = varlink::Client::connect("/run/systemd/io.systemd.Manager");
+    if (!client)
+        return std::unexpected(client.error());
+    if (auto sent = client->send("io.systemd.Manager.Describe", "{}"); !sent)
+        return std::unexpected(sent.error());
+    auto reply = client->receive(timeout);
+    if (!reply)
+        return std::unexpected(reply.error());
+    if (auto error = reply->error())
+        return fail(EPROTO, "io.systemd.Manager.Describe failed: {}", *error);
+    auto version = reply->parameters()["runtime"]["Version"].string();
+    auto number = parseSystemdVersion(version.value_or(""));
+    if (!number)
+        return fail(EBADMSG, "io.systemd.Manager.Describe reports the version '{}', which has no number",
+                    version.value_or(""));
+    return *number;
+}
+
+// The Version property of org.freedesktop.systemd1.Manager on the system bus: older managers.
+Result<unsigned> versionOverBus(std::chrono::milliseconds timeout) {
     sd_bus* raw = nullptr;
     if (int r = sd_bus_open_system(&raw); r < 0)
         return std::unexpected(Error::fromErrno(-r, "Failed to connect to the system bus"));
@@ -143,9 +170,10 @@ Result<unsigned> runningSystemdVersion(std::chrono::milliseconds timeout) {
                                        "org.freedesktop.systemd1.Manager", "Version", &error, &version);
     std::unique_ptr<char, decltype(&std::free)> owned(version, &std::free);
     if (r < 0) {
-        Error failed =
-            Error::fromErrno(-r, std::format("Failed to read the service manager's version{}{}",
-                                             error.message ? ": " : "", error.message ? error.message : ""));
+        // sd-bus's message is often strerror() itself, which fromErrno() adds anyway.
+        bool own = error.message != nullptr && std::string_view(error.message) != std::strerror(-r);
+        Error failed = Error::fromErrno(-r, std::format("Failed to read the service manager's version{}{}",
+                                                        own ? ": " : "", own ? error.message : ""));
         sd_bus_error_free(&error);
         return std::unexpected(std::move(failed));
     }
@@ -154,6 +182,19 @@ Result<unsigned> runningSystemdVersion(std::chrono::milliseconds timeout) {
         return fail(EBADMSG, "The service manager reports the version '{}', which has no number",
                     version ? version : "");
     return *number;
+}
+
+} // namespace
+
+Result<unsigned> runningSystemdVersion(std::chrono::milliseconds timeout) {
+    auto overVarlink = versionOverVarlink(timeout);
+    if (overVarlink)
+        return overVarlink;
+    auto overBus = versionOverBus(timeout);
+    if (overBus)
+        return overBus;
+    return fail(overBus.error().code(), "{}; over varlink: {}", overBus.error().message(),
+                overVarlink.error().message());
 }
 
 std::string socketUnitName(const ServiceSpec& spec, const SocketSpec& socket) {

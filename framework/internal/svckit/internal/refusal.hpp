@@ -39,8 +39,9 @@ enum class RefusalKind {
 
 // The leading number of the manager's Version property ("262.1-1", "257.9-1~deb13u1", "258~rc3").
 [[nodiscard]] std::optional<unsigned> parseSystemdVersion(std::string_view version) noexcept;
-// Asks the service manager (org.freedesktop.systemd1.Manager.Version on the system bus), waiting at most
-// `timeout` for the answer.
+// Asks the service manager: io.systemd.Manager.Describe on /run/systemd/io.systemd.Manager (varlink, which any
+// sandboxed service reaches), else org.freedesktop.systemd1.Manager.Version on the system bus; waiting at most
+// `timeout` for each answer.
 [[nodiscard]] Result<unsigned> runningSystemdVersion(std::chrono::milliseconds timeout);
 
 // The .socket unit that passes socket `socket` of `spec`, named as generateUnits() names it.
