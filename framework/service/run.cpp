@@ -14,7 +14,6 @@
 #include <csignal>
 #include <cstdio>
 #include <format>
-#include <fstream>
 #include <print>
 #include <string_view>
 
@@ -120,14 +119,9 @@ Result<void> writeFlat(const ServiceSpec& spec, const std::string& directory, co
         if (std::ranges::count(units, unit.name, &UnitFile::name) > 1)
             return fail(EEXIST, "--flat: two files are named '{}' (the bus name is the unit's name)",
                         unit.name);
-    for (const UnitFile& unit : units) {
-        std::string path = directory + "/" + unit.name;
-        std::ofstream out(path, std::ios::trunc);
-        out << unit.text;
-        out.close();
-        if (!out)
-            return fail(EIO, "Failed to write '{}'", path);
-    }
+    for (const UnitFile& unit : units)
+        if (auto ok = writeUnitFile(directory + "/" + unit.name, unit.text); !ok)
+            return ok;
     return {};
 }
 

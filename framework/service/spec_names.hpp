@@ -1,5 +1,5 @@
-// framework/service/spec_names.hpp — what service.cpp and run.cpp both read from a ServiceSpec (private to
-// libsvckit).
+// framework/service/spec_names.hpp — what service.cpp, run.cpp and units.cpp share about a ServiceSpec
+// (private to libsvckit).
 #pragma once
 
 #include "base/private.hpp"
@@ -16,5 +16,7 @@ namespace svckit::detail {
 [[nodiscard]] const SocketSpec& firstSocket(const ServiceSpec& spec);
 // "varlink, metrics": the spec's socket names, for messages.
 [[nodiscard]] std::string socketNames(const ServiceSpec& spec);
+// Writes one generated file (a unit, a D-Bus file) at `path`, replacing what was there (units.cpp).
+[[nodiscard]] Result<void> writeUnitFile(const std::string& path, const std::string& text);
 
 } // namespace svckit::detail

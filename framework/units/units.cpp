@@ -2,6 +2,7 @@
 // checks its activation against, so the units cannot drift from the code. In bus mode (ServiceSpec::bus) also
 // the D-Bus activation file and the bus policy file (docs/dbus-bus.md).
 #include "base/private.hpp"
+#include "service/spec_names.hpp"
 
 #include <svckit/service.hpp>
 
@@ -363,13 +364,18 @@ Result<void> writeUnits(const ServiceSpec& spec, const std::string& directory, c
             if (auto ok = makeDirectory(directory + "/" + unit.directory.substr(0, slash)); !ok)
                 return ok;
         }
-        std::string path = directory + "/" + unit.path();
-        std::ofstream out(path, std::ios::trunc);
-        out << unit.text;
-        out.close();
-        if (!out)
-            return fail(EIO, "Failed to write '{}'", path);
+        if (auto ok = detail::writeUnitFile(directory + "/" + unit.path(), unit.text); !ok)
+            return ok;
     }
+    return {};
+}
+
+Result<void> detail::writeUnitFile(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out)
+        return fail(EIO, "Failed to write '{}'", path);
     return {};
 }
 
