@@ -35,6 +35,9 @@ missing=$(for h in $headers; do [ -f "$stage$includedir/svckit/$h" ] || echo "$h
 equals "every public header is installed in $includedir/svckit" "$missing" ""
 check "libsvckit.so links to its soname, a file" sh -c "[ -L '$stage$libdir/libsvckit.so' ] &&
     [ -f \"\$(readlink -f '$stage$libdir/libsvckit.so')\" ] && ls '$stage$libdir'/libsvckit.so.*.*"
+check "libsvckit.a is installed (static linking: docs/service.md, Start-up time)" test -f "$stage$libdir/libsvckit.a"
+check "...and holds the service's objects (svckit::run's command line)" sh -c \
+    "nm -C '$stage$libdir/libsvckit.a' 2>/dev/null | grep -q ' T svckit::detail::runMain'"
 
 # --- svckit.pc and the code generator it names
 pc=$stage$libdir/pkgconfig/svckit.pc
