@@ -164,7 +164,7 @@ Result<unsigned> versionOverBus(std::chrono::milliseconds timeout) {
     std::unique_ptr<sd_bus, BusUnref> bus(raw);
     auto usec = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(timeout).count());
     (void)sd_bus_set_method_call_timeout(bus.get(), usec);
-    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_error error{}; // SD_BUS_ERROR_NULL is a C compound literal (clang: -Wc99-extensions)
     char* version = nullptr;
     int r = sd_bus_get_property_string(bus.get(), "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                        "org.freedesktop.systemd1.Manager", "Version", &error, &version);

@@ -119,6 +119,9 @@ struct Service::Runtime {
     // answered (Service::serve), or by requestStop() if a stop comes first, so that READY=1 always precedes
     // STOPPING=1.
     std::function<void()> announce;
+    // The service set its own STATUS= (setStatus) while the calls queued at start-up were answered: READY=1
+    // then keeps it rather than writing "Serving N sockets" over it.
+    bool statusSet = false;
     size_t undrained = 0; // endpoints a graceful stop still waits for
     std::vector<EventSource> sources;
     EventSource idleTimer;
@@ -296,8 +299,11 @@ varlink::Server& Service::varlink() {
 }
 
 void Service::setStatus(std::string_view status) {
-    if (runtime_)
-        notify(runtime_->notify, std::format("STATUS={}", status));
+    if (!runtime_)
+        return;
+    if (runtime_->announce)
+        runtime_->statusSet = true;
+    notify(runtime_->notify, std::format("STATUS={}", status));
 }
 
 void Service::requestStop() {
@@ -572,9 +578,12 @@ Result<int> Service::serve(std::vector<Acquired> sockets, bool notifyManager) {
         if (r.bus)
             logInfo("{} {}: owning {} on the {} bus", spec_.name, spec_.version, spec_.bus.name,
                     spec_.bus.bus == BusType::System ? "system" : "session");
-        notify(r.notify, std::format("READY=1\nSTATUS=Serving {} socket{}{}", sockets.size(),
-                                     sockets.size() == 1 ? "" : "s",
-                                     r.bus ? std::format(" and {} on the bus", spec_.bus.name) : ""));
+        if (r.statusSet)
+            notify(r.notify, "READY=1");
+        else
+            notify(r.notify, std::format("READY=1\nSTATUS=Serving {} socket{}{}", sockets.size(),
+                                         sockets.size() == 1 ? "" : "s",
+                                         r.bus ? std::format(" and {} on the bus", spec_.bus.name) : ""));
     };
     // Socket-activated, the caller who started the service is waiting in its socket: its call is answered
     // before READY=1 and the log line wake systemd and the journal (bench/activation: exec -> first reply
